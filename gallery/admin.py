@@ -1,0 +1,108 @@
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
+
+from .forms import ImageUploadForm
+from .imaging import UnreadableImage
+from .models import Image
+from .services import DuplicateImage, image_create_from_upload, images_reembed
+
+
+@admin.register(Image)
+class ImageAdmin(admin.ModelAdmin):
+    # The list
+    list_display = ["preview", "path", "state", "format", "dimensions", "embedding_model", "created_at"]
+    list_display_links = ["preview", "path"]
+    list_filter = ["state", "embedding_model", "format"]
+    search_fields = ["path", "sha256"]
+    list_per_page = 50
+    actions = ["reembed"]
+
+    # The change form: everything is derived from the file, so read-only
+    readonly_fields = [
+        "large_preview",
+        "file",
+        "path",
+        "sha256",
+        "width",
+        "height",
+        "format",
+        "byte_size",
+        "taken_at",
+        "state",
+        "error",
+        "embedding_model",
+        "created_at",
+        "updated_at",
+    ]
+    fields = readonly_fields
+    upload_template = "admin/gallery/image/upload.html"
+
+    @admin.display(description="")
+    def preview(self, obj):
+        if not obj.thumbnail:
+            return "—"
+        return format_html('<img src="{}" alt="" style="height:64px;width:64px;object-fit:cover">', obj.thumbnail.url)
+
+    @admin.display(description="Preview")
+    def large_preview(self, obj):
+        if not obj.thumbnail:
+            return "—"
+        return format_html('<img src="{}" alt="" style="max-width:384px">', obj.thumbnail.url)
+
+    @admin.display(description="Size")
+    def dimensions(self, obj):
+        return f"{obj.width}×{obj.height}" if obj.width else "—"
+
+    @admin.action(description="Re-embed the selected images with the current model", permissions=["change"])
+    def reembed(self, request, queryset):
+        from search.embeddings import ModelUnavailable
+
+        try:
+            embedded, failed = images_reembed(queryset)
+        except ModelUnavailable as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        self.message_user(
+            request,
+            f"Re-embedded {embedded} image(s); {failed} failed.",
+            messages.SUCCESS if not failed else messages.WARNING,
+        )
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """Upload many files at once; each is validated, stored, thumbnailed and embedded."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ImageUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            self._save_uploads(request, form.cleaned_data["files"])
+            return redirect("admin:gallery_image_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "form": form,
+            "title": "Upload images",
+            "has_view_permission": self.has_view_permission(request),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, self.upload_template, context)
+
+    def _save_uploads(self, request, files):
+        added = 0
+        for upload in files:
+            try:
+                image = image_create_from_upload(file=upload, path=upload.name)
+            except UnreadableImage as exc:
+                self.message_user(request, f"“{upload.name}” was not added: {exc}.", messages.ERROR)
+            except DuplicateImage as exc:
+                self.message_user(request, f"“{upload.name}” was not added: it is {exc}.", messages.WARNING)
+            else:
+                added += 1
+                if image.state == Image.State.FAILED:
+                    self.message_user(
+                        request, f"“{upload.name}” was stored but not embedded: {image.error}", messages.WARNING
+                    )
+        if added:
+            self.message_user(request, f"Added {added} image(s).", messages.SUCCESS)

@@ -1,0 +1,294 @@
+"""Folder ingestion: walk -> hash -> skip what is known -> decode in threads -> embed in batches -> upsert.
+
+Crash safety comes from the order of writes: a file and its thumbnail go to storage under names
+derived from their content (rewriting them is harmless), then the row is written complete, with its
+vector, by one upsert per batch inside a transaction. Killed at any moment, a rerun finds each file
+either fully recorded (skipped) or not at all (done again); the unique sha256 keeps concurrent runs
+from making duplicates.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.db import DEFAULT_DB_ALIAS, connections
+
+from .imaging import UnreadableImage, decode
+from .models import Image
+from .services import Prepared, images_upsert, prepare_fields, sha256_of
+from .storage import image_name, media_relative, save_once
+
+IMAGE_EXTENSIONS = {
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".jfif",
+    ".png",
+    ".webp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".bmp",
+    ".dib",
+    ".heic",
+    ".heif",
+    ".avif",
+    ".jp2",
+    ".jpf",
+    ".jpx",
+    ".j2k",
+    ".ico",
+    ".ppm",
+    ".pgm",
+    ".pbm",
+    ".pnm",
+    ".tga",
+    ".qoi",
+    ".pcx",
+    ".psd",
+    ".dds",
+    ".sgi",
+    ".rgb",
+    ".mpo",
+    ".im",
+    ".xbm",
+    ".xpm",
+    ".msp",
+    ".icns",
+    ".apng",
+    ".fli",
+    ".flc",
+    ".spider",
+    ".ras",
+    ".eps",
+    ".blp",
+    ".ftex",
+    ".gbr",
+    ".dcx",
+}
+
+
+@dataclass
+class Outcome:
+    """What happened to one file."""
+
+    path: Path
+    kind: str  # embedded | unchanged | moved | skipped | failed | pending (dry run)
+    reason: str = ""
+    prepared: Prepared | None = None
+
+
+@dataclass
+class Report:
+    counts: Counter = field(default_factory=Counter)
+    problems: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, path, reason)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def add(self, outcome: Outcome) -> None:
+        self.counts[outcome.kind] += 1
+        if outcome.kind in ("skipped", "failed"):
+            self.problems.append((outcome.kind, str(outcome.path), outcome.reason))
+
+
+def iter_files(roots: Iterable[Path], errors: list[tuple[Path, str]]) -> Iterator[tuple[Path, Path]]:
+    """Yield (root, file) for every regular file under each root; links leading out of the root are not followed."""
+    for root in roots:
+        root = Path(root).resolve()
+        if root.is_file():
+            yield root.parent, root
+            continue
+
+        def on_error(exc: OSError, root: Path = root) -> None:
+            errors.append((Path(exc.filename or root), f"cannot read the folder: {exc.strerror}"))
+
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=on_error):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                if path.is_symlink():
+                    target = path.resolve()
+                    if not target.is_relative_to(root):
+                        errors.append((path, "symbolic link leading out of the folder, not followed"))
+                        continue
+                    if not target.is_file():
+                        continue
+                elif not path.is_file():
+                    continue
+                yield root, path
+
+
+class Ingestor:
+    """Runs one ingestion; see the module docstring for why it is crash-safe."""
+
+    def __init__(
+        self,
+        *,
+        batch_size: int = 32,
+        workers: int = 2,
+        reembed: bool = False,
+        retry_failed: bool = False,
+        dry_run: bool = False,
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ):
+        from search import embeddings
+
+        self.embeddings = embeddings
+        self.model_id = embeddings.image_model_id()
+        self.batch_size = batch_size
+        self.workers = max(1, workers)
+        self.reembed = reembed
+        self.retry_failed = retry_failed
+        self.dry_run = dry_run
+        self.on_outcome = on_outcome
+        self.report = Report()
+
+    # Worker side (threads): everything up to the model.
+    def _prepare(self, root: Path, path: Path) -> Outcome:
+        try:
+            return self._prepare_unsafe(root, path)
+        except UnreadableImage as exc:
+            return Outcome(path, "failed" if path.suffix.lower() in IMAGE_EXTENSIONS else "skipped", str(exc))
+        except OSError as exc:
+            return Outcome(path, "failed", f"cannot read: {exc}")
+
+    def _prepare_unsafe(self, root: Path, path: Path) -> Outcome:
+        relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+        size = path.stat().st_size
+        if size == 0:
+            return Outcome(
+                path, "failed" if path.suffix.lower() in IMAGE_EXTENSIONS else "skipped", "empty file (0 bytes)"
+            )
+        with open(path, "rb") as fh:
+            sha = sha256_of(fh)
+            known = Image.objects.filter(sha256=sha).values("id", "path", "state", "embedding_model").first()
+            if known is not None:
+                outcome = self._known(known, root, path, relative)
+                if outcome is not None:
+                    return outcome
+            if self.dry_run:
+                return Outcome(path, "pending", "would be embedded")
+            decoded = decode(fh)
+            prepared = Prepared(sha256=sha, path=relative, byte_size=size, decoded=decoded)
+            in_media = media_relative(path)
+            if in_media is not None:
+                prepared.file_name = in_media
+            else:
+                fh.seek(0)
+                prepared.file_name = save_once(image_name(sha, decoded.format), fh)
+        return Outcome(path, "embedded", prepared=prepared)
+
+    def _known(self, known: dict, root: Path, path: Path, relative: str) -> Outcome | None:
+        """The outcome for content already in the collection, or None when it must be embedded again."""
+        if known["state"] == Image.State.FAILED and not self.retry_failed:
+            return Outcome(path, "unchanged", "failed before; --retry-failed tries again")
+        if known["state"] == Image.State.EMBEDDED and (known["embedding_model"] == self.model_id or not self.reembed):
+            if known["path"] == relative:
+                return Outcome(path, "unchanged")
+            if known["path"] and (root / known["path"]).exists():
+                return Outcome(path, "unchanged", f"same content as {known['path']}")
+            if not self.dry_run:
+                update = {"path": relative}
+                if (in_media := media_relative(path)) is not None:
+                    update["file"] = in_media
+                Image.objects.filter(pk=known["id"]).update(**update)
+            return Outcome(path, "moved", f"was {known['path']}")
+        return None
+
+    # Main side: the model and the database.
+    def run(self, roots: Iterable[Path]) -> Report:
+        walk_errors: list[tuple[Path, str]] = []
+        batch: list[Outcome] = []
+        worker_connections = []
+
+        def register_connection():
+            # Each worker thread has its own connection; let the main thread close them at the end.
+            wrapper = connections[DEFAULT_DB_ALIAS]
+            wrapper.inc_thread_sharing()
+            worker_connections.append(wrapper)
+
+        pool = ThreadPoolExecutor(
+            max_workers=self.workers, thread_name_prefix="ingest", initializer=register_connection
+        )
+        try:
+            pending: deque[Future] = deque()
+            # Bounded read-ahead: enough to keep the model busy, not a folder's worth of decoded images.
+            window = max(self.batch_size * 2, self.workers * 4)
+            files = iter_files(roots, walk_errors)
+            for root, path in files:
+                pending.append(pool.submit(self._prepare, root, path))
+                while len(pending) >= window or (pending and pending[0].done()):
+                    self._collect(pending.popleft().result(), batch)
+                self._drain_walk_errors(walk_errors)
+            while pending:
+                self._collect(pending.popleft().result(), batch)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            for wrapper in worker_connections:
+                wrapper.close()
+        self._flush(batch)
+        self._drain_walk_errors(walk_errors)
+        return self.report
+
+    def _drain_walk_errors(self, errors: list[tuple[Path, str]]) -> None:
+        while errors:
+            path, reason = errors.pop()
+            self._record(Outcome(path, "skipped", reason))
+
+    def _collect(self, outcome: Outcome, batch: list[Outcome]) -> None:
+        if outcome.prepared is None:
+            self._record(outcome)
+            return
+        batch.append(outcome)
+        if len(batch) >= self.batch_size:
+            self._flush(batch)
+
+    def _flush(self, batch: list[Outcome]) -> None:
+        if not batch:
+            return
+        vectors = self.embeddings.encode_images([o.prepared.decoded.image for o in batch], batch_size=self.batch_size)
+        rows = [
+            prepare_fields(o.prepared, model_id=self.model_id, vector=v) for o, v in zip(batch, vectors, strict=True)
+        ]
+        images_upsert(rows)
+        for outcome in batch:
+            outcome.prepared = None  # let the decoded image go
+            self._record(outcome)
+        batch.clear()
+
+    def _record(self, outcome: Outcome) -> None:
+        if outcome.kind == "failed" and not self.dry_run:
+            self._record_failure(outcome)
+        self.report.add(outcome)
+        if self.on_outcome:
+            self.on_outcome(outcome)
+
+    def _record_failure(self, outcome: Outcome) -> None:
+        """Keep a row for an image file that cannot be used, so the admin shows why."""
+        try:
+            with open(outcome.path, "rb") as fh:
+                sha = sha256_of(fh)
+            size = outcome.path.stat().st_size
+        except OSError:
+            return
+        if Image.objects.filter(sha256=sha, state=Image.State.EMBEDDED).exists():
+            return
+        Image.objects.update_or_create(
+            sha256=sha,
+            defaults={
+                "file": media_relative(outcome.path) or "",
+                "path": outcome.path.name if not outcome.path.is_absolute() else str(outcome.path),
+                "byte_size": size,
+                "state": Image.State.FAILED,
+                "error": outcome.reason,
+            },
+        )

@@ -1,0 +1,112 @@
+"""Embed every image under one or more folders into the collection.
+
+This is how a library gets in: point it at a folder of 100,000 photos and leave it running. A rerun
+costs a hash per file (known content is skipped, moved files get their new path), a corrupt file is
+skipped with its reason, and a run killed at any moment is finished by the next one.
+
+Files inside MEDIA_ROOT are used where they are; files elsewhere are copied into the default storage
+(so it works with django-storages backends) under a name made from their content.
+"""
+
+import sys
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
+
+
+class Command(BaseCommand):
+    help = "Embed the images under PATH (recursively) into the collection; rerunnable and resumable."
+
+    def add_arguments(self, parser):
+        parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="Folders or files to embed.")
+        parser.add_argument(
+            "--batch-size", type=int, default=settings.EMBEDDING_BATCH_SIZE, help="Images per model call."
+        )
+        parser.add_argument("--workers", type=int, default=2, help="Threads decoding images while the model runs.")
+        parser.add_argument("--reembed", action="store_true", help="Re-embed images made by another model.")
+        parser.add_argument("--retry-failed", action="store_true", help="Try again files that failed before.")
+        parser.add_argument("--dry-run", action="store_true", help="Say what would happen; write nothing.")
+        parser.add_argument(
+            "--no-progress", action="store_true", help="Plain periodic lines instead of a progress bar."
+        )
+
+    def handle(self, *args, paths, batch_size, workers, reembed, retry_failed, dry_run, no_progress, **options):
+        from gallery.ingest import Ingestor
+        from search.embeddings import ModelUnavailable
+
+        for path in paths:
+            if not path.exists():
+                raise CommandError(f"{path}: no such file or folder")
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1")
+        verbosity = options["verbosity"]
+        progress = _Progress(self, enabled=verbosity >= 1, bar=not no_progress and sys.stderr.isatty())
+
+        def on_outcome(outcome):
+            progress.update(outcome)
+            if outcome.kind in ("skipped", "failed") and verbosity >= 2:
+                self.stderr.write(f"{outcome.kind}: {outcome.path}: {outcome.reason}")
+            elif dry_run and verbosity >= 1:
+                self.stdout.write(
+                    f"{outcome.kind}: {outcome.path}" + (f" ({outcome.reason})" if outcome.reason else "")
+                )
+
+        ingestor = Ingestor(
+            batch_size=batch_size,
+            workers=workers,
+            reembed=reembed,
+            retry_failed=retry_failed,
+            dry_run=dry_run,
+            on_outcome=on_outcome,
+        )
+        try:
+            report = ingestor.run(paths)
+        except ModelUnavailable as exc:
+            raise CommandError(str(exc)) from exc
+        except DatabaseError as exc:
+            raise CommandError(f"Database error, the run stopped (rerun to resume): {exc}") from exc
+        finally:
+            progress.close()
+        self._summary(report, dry_run=dry_run, verbosity=verbosity)
+
+    def _summary(self, report, *, dry_run, verbosity):
+        counts = report.counts
+        done = counts["embedded"]
+        rate = done / report.elapsed if report.elapsed else 0.0
+        if verbosity >= 1 and report.problems:
+            for kind, path, reason in report.problems[:50]:
+                self.stderr.write(f"{kind}: {path}: {reason}")
+            if len(report.problems) > 50:
+                self.stderr.write(f"... and {len(report.problems) - 50} more (see the admin's failed filter)")
+        line = (
+            f"{'Would embed' if dry_run else 'Embedded'} {counts['pending'] if dry_run else done}, "
+            f"unchanged {counts['unchanged']}, moved {counts['moved']}, not an image {counts['skipped']}, "
+            f"failed {counts['failed']}; {report.elapsed:.1f}s, {rate:.1f} images/s"
+        )
+        self.stdout.write(self.style.SUCCESS(line) if not counts["failed"] else self.style.WARNING(line))
+
+
+class _Progress:
+    """tqdm on a terminal; a plain line every PLAIN_EVERY files otherwise."""
+
+    PLAIN_EVERY = 500
+
+    def __init__(self, command, *, enabled, bar):
+        self.command, self.enabled, self.seen, self.bar = command, enabled, 0, None
+        if enabled and bar:
+            from tqdm import tqdm
+
+            self.bar = tqdm(unit="img", desc="embed_images", file=sys.stderr, dynamic_ncols=True)
+
+    def update(self, outcome):
+        self.seen += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        elif self.enabled and self.seen % self.PLAIN_EVERY == 0:
+            self.command.stderr.write(f"... {self.seen} files")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()

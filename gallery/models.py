@@ -1,0 +1,58 @@
+from django.conf import settings
+from django.db import models
+from pgvector.django import HnswIndex, VectorField
+
+from .querysets import ImageQuerySet
+
+
+class Image(models.Model):
+    """One image of the collection, identified by the sha256 of its content."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        EMBEDDED = "embedded", "Embedded"
+        FAILED = "failed", "Failed"
+
+    # The file and where it came from
+    file = models.ImageField(upload_to="images/%Y/%m/", max_length=1024)
+    thumbnail = models.ImageField(upload_to="thumbnails/", max_length=1024, blank=True)
+    sha256 = models.CharField("SHA-256", max_length=64, unique=True)
+    path = models.CharField(
+        max_length=1024, blank=True, help_text="Original path, relative to the folder it was imported from."
+    )
+
+    # What it is
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    format = models.CharField(max_length=16, blank=True)
+    byte_size = models.PositiveBigIntegerField(null=True, blank=True)
+    taken_at = models.DateTimeField(null=True, blank=True, help_text="EXIF date taken, else the file's time.")
+
+    # The embedding
+    embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True)
+    embedding_model = models.CharField(max_length=255, blank=True, db_index=True)
+    state = models.CharField(max_length=16, choices=State, default=State.PENDING, db_index=True)
+    error = models.TextField(blank=True, help_text="Why embedding failed.")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ImageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            HnswIndex(
+                name="gallery_image_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            # Folder filters are path prefixes: LIKE 'a/b/%' needs the pattern opclass.
+            models.Index(fields=["path"], name="gallery_image_path_prefix", opclasses=["varchar_pattern_ops"]),
+            models.Index(fields=["taken_at"], name="gallery_image_taken_at"),
+        ]
+
+    def __str__(self):
+        return self.path or self.file.name

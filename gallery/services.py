@@ -1,0 +1,155 @@
+"""Writes to the collection: uploads and folder ingestion (decode -> embed -> one bulk upsert per batch)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from django.db import transaction
+
+from .imaging import DecodedImage, UnreadableImage, decode
+from .models import Image
+from .storage import image_name, save_once, thumbnail_name
+
+logger = logging.getLogger(__name__)
+
+HASH_CHUNK = 1 << 20
+
+
+def sha256_of(fileobj: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    fileobj.seek(0)
+    for chunk in iter(lambda: fileobj.read(HASH_CHUNK), b""):
+        digest.update(chunk)
+    fileobj.seek(0)
+    return digest.hexdigest()
+
+
+class DuplicateImage(Exception):
+    """The content is already in the collection."""
+
+    def __init__(self, image: Image):
+        self.image = image
+        super().__init__(f"already in the collection as {image}")
+
+
+@dataclass
+class Prepared:
+    """A decoded file, ready to be embedded and written."""
+
+    sha256: str
+    path: str
+    byte_size: int
+    decoded: DecodedImage
+    file_name: str = ""  # set once the file is in storage
+
+
+def prepare_fields(prepared: Prepared, *, model_id: str, vector) -> dict:
+    decoded = prepared.decoded
+    return {
+        "sha256": prepared.sha256,
+        "file": prepared.file_name,
+        "thumbnail": save_once(thumbnail_name(prepared.sha256), decoded.thumbnail),
+        "path": prepared.path,
+        "width": decoded.width,
+        "height": decoded.height,
+        "format": decoded.format,
+        "byte_size": prepared.byte_size,
+        "taken_at": decoded.taken_at,
+        "embedding": vector,
+        "embedding_model": model_id,
+        "state": Image.State.EMBEDDED,
+        "error": "",
+    }
+
+
+UPSERT_FIELDS = [
+    "file",
+    "thumbnail",
+    "path",
+    "width",
+    "height",
+    "format",
+    "byte_size",
+    "taken_at",
+    "embedding",
+    "embedding_model",
+    "state",
+    "error",
+    "updated_at",
+]
+
+
+def images_upsert(rows: list[dict]) -> None:
+    """One INSERT ... ON CONFLICT (sha256) DO UPDATE for a whole batch, in one transaction."""
+    if not rows:
+        return
+    with transaction.atomic():
+        Image.objects.bulk_create(
+            [Image(**row) for row in rows],
+            update_conflicts=True,
+            unique_fields=["sha256"],
+            update_fields=UPSERT_FIELDS,
+        )
+
+
+def image_create_from_upload(*, file, path: str = "") -> Image:
+    """Validate, store, thumbnail and embed one uploaded file.
+
+    Raises UnreadableImage (with a reason a person understands) or DuplicateImage. When the model
+    cannot be loaded the image is kept with state "failed" and the reason, to be re-embedded later.
+    """
+    from search import embeddings
+
+    sha = sha256_of(file)
+    existing = Image.objects.filter(sha256=sha).first()
+    if existing is not None:
+        raise DuplicateImage(existing)
+    decoded = decode(file)
+    file.seek(0)
+    prepared = Prepared(sha256=sha, path=path or getattr(file, "name", ""), byte_size=file.size, decoded=decoded)
+    prepared.file_name = save_once(image_name(sha, decoded.format), file)
+    try:
+        vector = embeddings.encode_images([decoded.image])[0]
+    except embeddings.ModelUnavailable as exc:
+        fields = prepare_fields(prepared, model_id="", vector=None)
+        fields.update(state=Image.State.FAILED, error=str(exc))
+    else:
+        fields = prepare_fields(prepared, model_id=embeddings.image_model_id(), vector=vector)
+    images_upsert([fields])
+    return Image.objects.get(sha256=sha)
+
+
+def images_reembed(images) -> tuple[int, int]:
+    """Embed the given images again with the current model; returns (embedded, failed)."""
+    from search import embeddings
+
+    embedded = failed = 0
+    for image in images:
+        try:
+            with image.file.open("rb") as fh:
+                decoded = decode(fh)
+            vector = embeddings.encode_images([decoded.image])[0]
+        except (UnreadableImage, OSError) as exc:
+            Image.objects.filter(pk=image.pk).update(state=Image.State.FAILED, error=str(exc))
+            failed += 1
+            continue
+        Image.objects.filter(pk=image.pk).update(
+            embedding=vector, embedding_model=embeddings.image_model_id(), state=Image.State.EMBEDDED, error=""
+        )
+        embedded += 1
+    return embedded, failed
+
+
+__all__ = [
+    "DuplicateImage",
+    "Prepared",
+    "UnreadableImage",
+    "image_create_from_upload",
+    "images_reembed",
+    "images_upsert",
+    "prepare_fields",
+    "sha256_of",
+]

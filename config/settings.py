@@ -141,3 +141,6 @@ if env.str("AWS_STORAGE_BUCKET_NAME", default=""):
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=50 * 1024 * 1024)
 DATA_UPLOAD_MAX_NUMBER_FILES = env.int("DATA_UPLOAD_MAX_NUMBER_FILES", default=500)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# Ingestion: a file that takes longer than this many seconds to decode is skipped (its worker killed).
+INGEST_FILE_TIMEOUT = env.float("INGEST_FILE_TIMEOUT", default=60.0)

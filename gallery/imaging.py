@@ -1,5 +1,6 @@
 """Decoding and normalising image files: one decode gives the model input, the thumbnail and the metadata.
 
+``decode`` needs no Django settings when its limits are passed in, so worker processes can run it.
 PIL is imported inside the functions, as django.core.files.images does, so importing this module is cheap.
 """
 
@@ -10,16 +11,14 @@ import io
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from django.conf import settings
-from django.utils import timezone
+# The CLIP models see 224x224. The model input is cut down to this shortest side here, in the
+# decoding worker, so the model's own preprocessing has almost nothing left to do.
+MODEL_SIDE = 224
 
-# The model sees 224x224; decoding a 12-megapixel JPEG at full size to make that is waste.
-# JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale, as long as the result stays above this size.
-DRAFT_MIN_SIDE = 448
-
-EXIF_DATETIME_ORIGINAL = 0x9003
+EXIF_ORIENTATION = 0x0112
 EXIF_DATETIME = 0x0132
 EXIF_IFD = 0x8769
+EXIF_DATETIME_ORIGINAL = 0x9003
 
 
 class UnreadableImage(ValueError):
@@ -28,81 +27,98 @@ class UnreadableImage(ValueError):
 
 @dataclass
 class DecodedImage:
-    image: object  # PIL.Image.Image in RGB, EXIF orientation applied, possibly reduced by draft mode
+    image: object  # PIL.Image.Image in RGB, orientation applied, shortest side at most MODEL_SIDE
     width: int  # of the original, after orientation
     height: int
     format: str
-    taken_at: dt.datetime | None
+    taken_at: dt.datetime | None  # naive, as EXIF writes it (local time of the camera)
     thumbnail: bytes  # JPEG
 
 
-def _configure_pillow() -> None:
-    from PIL import Image, ImageFile
-
-    Image.MAX_IMAGE_PIXELS = settings.IMAGE_MAX_PIXELS
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-
-
-def _exif_datetime(pil) -> dt.datetime | None:
+def register_plugins() -> None:
+    """HEIC/HEIF through pillow-heif when it is installed (AVIF is built into Pillow's wheels)."""
     try:
-        exif = pil.getexif()
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return
+    register_heif_opener()
+
+
+def _exif_datetime(exif) -> dt.datetime | None:
+    try:
         raw = exif.get_ifd(EXIF_IFD).get(EXIF_DATETIME_ORIGINAL) or exif.get(EXIF_DATETIME)
         if not raw:
             return None
-        parsed = dt.datetime.strptime(str(raw).strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
+        return dt.datetime.strptime(str(raw).strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
     except Exception:  # EXIF in the wild is often broken; a missing date is not an error
         return None
-    return timezone.make_aware(parsed, timezone.get_default_timezone())
 
 
-def decode(source: BinaryIO | str, *, thumbnail_size: int | None = None) -> DecodedImage:
-    """Decode ``source`` (a path or a binary file) for embedding; raise UnreadableImage with a reason."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+def decode(source: BinaryIO | str, *, thumbnail_size: int | None = None, max_pixels: int | None = None) -> DecodedImage:
+    """Decode ``source`` (a path or a binary file) for embedding; raise UnreadableImage with a reason.
 
-    _configure_pillow()
-    thumbnail_size = thumbnail_size or settings.THUMBNAIL_SIZE
+    ``thumbnail_size`` and ``max_pixels`` default to the THUMBNAIL_SIZE and IMAGE_MAX_PIXELS settings.
+    """
+    from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+    if thumbnail_size is None or max_pixels is None:
+        from django.conf import settings
+
+        thumbnail_size = thumbnail_size or settings.THUMBNAIL_SIZE
+        max_pixels = max_pixels or settings.IMAGE_MAX_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    register_plugins()
     try:
         with Image.open(source) as pil:
             fmt = pil.format or ""
             width, height = pil.size
-            if width * height > settings.IMAGE_MAX_PIXELS:
+            if width * height > max_pixels:
                 raise Image.DecompressionBombError(f"{width}x{height} pixels")
-            taken_at = _exif_datetime(pil)
-            orientation = pil.getexif().get(0x0112, 1)
-            if orientation in (5, 6, 7, 8):
+            exif = pil.getexif()
+            taken_at = _exif_datetime(exif)
+            if exif.get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
                 width, height = height, width
             if fmt == "JPEG":
-                target = max(DRAFT_MIN_SIDE, thumbnail_size)
-                pil.draft("RGB", (target, target))
-            pil.seek(0)  # first frame of an animation
+                # Reduce on load (DCT scaling): the smallest 1/2, 1/4 or 1/8 scale that still covers
+                # the thumbnail's long side and the model's short side.
+                long_side, short_side = max(thumbnail_size, MODEL_SIDE), MODEL_SIDE
+                pil.draft("RGB", (long_side, short_side) if pil.width >= pil.height else (short_side, long_side))
             pil.load()
             rgb = _to_rgb(ImageOps.exif_transpose(pil))
     except Image.DecompressionBombError as exc:
-        raise UnreadableImage(f"too many pixels (limit IMAGE_MAX_PIXELS={settings.IMAGE_MAX_PIXELS}): {exc}") from exc
+        raise UnreadableImage(f"too many pixels (the limit is IMAGE_MAX_PIXELS={max_pixels}): {exc}") from exc
     except UnidentifiedImageError as exc:
         raise UnreadableImage("not an image, or in a format this server cannot read") from exc
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError) as exc:
-        raise UnreadableImage(f"cannot decode: {exc.__class__.__name__}: {exc}") from exc
+    except Exception as exc:  # decoders raise anything on broken input; all mean "cannot decode"
+        raise UnreadableImage(f"cannot decode ({exc.__class__.__name__}: {exc})") from exc
     if width < 1 or height < 1:
         raise UnreadableImage("the image has no pixels")
     thumb = rgb.copy()
     thumb.thumbnail((thumbnail_size, thumbnail_size), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
-    thumb.save(buffer, "JPEG", quality=85, optimize=True)
+    thumb.save(buffer, "JPEG", quality=85)
+    model_input = rgb
+    if min(rgb.size) > MODEL_SIDE:
+        scale = MODEL_SIDE / min(rgb.size)
+        size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+        model_input = rgb.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
     return DecodedImage(
-        image=rgb, width=width, height=height, format=fmt, taken_at=taken_at, thumbnail=buffer.getvalue()
+        image=model_input, width=width, height=height, format=fmt, taken_at=taken_at, thumbnail=buffer.getvalue()
     )
 
 
 def _to_rgb(pil):
-    """RGB on white for anything with transparency; 16-bit and CMYK converted properly."""
+    """RGB, composited on white where there is transparency; 16-bit and CMYK converted properly."""
     from PIL import Image
 
     if pil.mode == "RGB":
         return pil
-    if pil.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit greyscale: scale to 8 bits instead of clipping at 255.
-        pil = pil.point(lambda v: v / 256).convert("L")
+    if pil.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit greyscale: scale to 8 bits instead of clipping everything above 255 to white.
+        pil = pil.convert("I").point(lambda v: v / 256).convert("L")
+    elif pil.mode == "F":
+        pil = pil.convert("L")
     if pil.mode == "P" and "transparency" in pil.info:
         pil = pil.convert("RGBA")
     if pil.mode in ("RGBA", "LA", "PA", "RGBa", "La"):

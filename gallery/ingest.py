@@ -9,6 +9,7 @@ from making duplicates.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from collections import Counter, deque
@@ -17,12 +18,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from .imaging import UnreadableImage, decode
+from .imaging import UnreadableImage
 from .models import Image
 from .services import Prepared, images_upsert, prepare_fields, sha256_of
 from .storage import image_name, media_relative, save_once
+from .workers import DecodePool
 
 IMAGE_EXTENSIONS = {
     ".jpg",
@@ -82,6 +85,7 @@ class Outcome:
     kind: str  # embedded | unchanged | moved | skipped | failed | pending (dry run)
     reason: str = ""
     prepared: Prepared | None = None
+    relative: str = ""  # the path as recorded: relative to the folder given
 
 
 @dataclass
@@ -138,6 +142,8 @@ class Ingestor:
         reembed: bool = False,
         retry_failed: bool = False,
         dry_run: bool = False,
+        file_timeout: float | None = None,
+        decode_function: str = "gallery.imaging.decode",
         on_outcome: Callable[[Outcome], None] | None = None,
     ):
         from search import embeddings
@@ -151,23 +157,31 @@ class Ingestor:
         self.dry_run = dry_run
         self.on_outcome = on_outcome
         self.report = Report()
+        self.decoders = DecodePool(
+            timeout=file_timeout or settings.INGEST_FILE_TIMEOUT,
+            thumbnail_size=settings.THUMBNAIL_SIZE,
+            max_pixels=settings.IMAGE_MAX_PIXELS,
+            function=decode_function,
+        )
 
     # Worker side (threads): everything up to the model.
     def _prepare(self, root: Path, path: Path) -> Outcome:
-        try:
-            return self._prepare_unsafe(root, path)
-        except UnreadableImage as exc:
-            return Outcome(path, "failed" if path.suffix.lower() in IMAGE_EXTENSIONS else "skipped", str(exc))
-        except OSError as exc:
-            return Outcome(path, "failed", f"cannot read: {exc}")
-
-    def _prepare_unsafe(self, root: Path, path: Path) -> Outcome:
         relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
-        size = path.stat().st_size
+        # A file named like an image that cannot be used is a failure the admin shows; anything else
+        # (a README, a .grb) is only skipped.
+        unusable = "failed" if path.suffix.lower() in IMAGE_EXTENSIONS else "skipped"
+        try:
+            return self._prepare_unsafe(root, path, relative)
+        except UnreadableImage as exc:
+            return Outcome(path, unusable, str(exc), relative=relative)
+        except OSError as exc:
+            return Outcome(path, unusable, f"cannot read: {exc.strerror or exc}", relative=relative)
+
+    def _prepare_unsafe(self, root: Path, path: Path, relative: str) -> Outcome:
+        stat = path.stat()
+        size = stat.st_size
         if size == 0:
-            return Outcome(
-                path, "failed" if path.suffix.lower() in IMAGE_EXTENSIONS else "skipped", "empty file (0 bytes)"
-            )
+            raise UnreadableImage("empty file (0 bytes)")
         with open(path, "rb") as fh:
             sha = sha256_of(fh)
             known = Image.objects.filter(sha256=sha).values("id", "path", "state", "embedding_model").first()
@@ -177,15 +191,16 @@ class Ingestor:
                     return outcome
             if self.dry_run:
                 return Outcome(path, "pending", "would be embedded")
-            decoded = decode(fh)
-            prepared = Prepared(sha256=sha, path=relative, byte_size=size, decoded=decoded)
+            decoded = self.decoders.decode(path)
+            file_time = dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.UTC)
+            prepared = Prepared(sha256=sha, path=relative, byte_size=size, decoded=decoded, file_time=file_time)
             in_media = media_relative(path)
             if in_media is not None:
                 prepared.file_name = in_media
             else:
                 fh.seek(0)
                 prepared.file_name = save_once(image_name(sha, decoded.format), fh)
-        return Outcome(path, "embedded", prepared=prepared)
+        return Outcome(path, "embedded", prepared=prepared, relative=relative)
 
     def _known(self, known: dict, root: Path, path: Path, relative: str) -> Outcome | None:
         """The outcome for content already in the collection, or None when it must be embedded again."""
@@ -206,6 +221,8 @@ class Ingestor:
 
     # Main side: the model and the database.
     def run(self, roots: Iterable[Path]) -> Report:
+        if not self.dry_run:
+            self.embeddings.get_image_model()  # fail before any work when the model cannot be loaded
         walk_errors: list[tuple[Path, str]] = []
         batch: list[Outcome] = []
         worker_connections = []
@@ -233,6 +250,7 @@ class Ingestor:
                 self._collect(pending.popleft().result(), batch)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            self.decoders.close()
             for wrapper in worker_connections:
                 wrapper.close()
         self._flush(batch)
@@ -247,6 +265,10 @@ class Ingestor:
     def _collect(self, outcome: Outcome, batch: list[Outcome]) -> None:
         if outcome.prepared is None:
             self._record(outcome)
+            return
+        twin = next((o for o in batch if o.prepared.sha256 == outcome.prepared.sha256), None)
+        if twin is not None:  # the same content twice in this batch: one row, like a rerun would find
+            self._record(Outcome(outcome.path, "unchanged", f"same content as {twin.prepared.path}"))
             return
         batch.append(outcome)
         if len(batch) >= self.batch_size:
@@ -286,7 +308,7 @@ class Ingestor:
             sha256=sha,
             defaults={
                 "file": media_relative(outcome.path) or "",
-                "path": outcome.path.name if not outcome.path.is_absolute() else str(outcome.path),
+                "path": outcome.relative,
                 "byte_size": size,
                 "state": Image.State.FAILED,
                 "error": outcome.reason,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from django.db import transaction
+from django.utils import timezone
 
 from .imaging import DecodedImage, UnreadableImage, decode
 from .models import Image
@@ -44,6 +46,13 @@ class Prepared:
     byte_size: int
     decoded: DecodedImage
     file_name: str = ""  # set once the file is in storage
+    file_time: dt.datetime | None = None  # the file's modification time, when there is no EXIF date
+
+    @property
+    def taken_at(self) -> dt.datetime | None:
+        if self.decoded.taken_at is not None:
+            return timezone.make_aware(self.decoded.taken_at, timezone.get_default_timezone())
+        return self.file_time
 
 
 def prepare_fields(prepared: Prepared, *, model_id: str, vector) -> dict:
@@ -57,7 +66,7 @@ def prepare_fields(prepared: Prepared, *, model_id: str, vector) -> dict:
         "height": decoded.height,
         "format": decoded.format,
         "byte_size": prepared.byte_size,
-        "taken_at": decoded.taken_at,
+        "taken_at": prepared.taken_at,
         "embedding": vector,
         "embedding_model": model_id,
         "state": Image.State.EMBEDDED,
@@ -86,6 +95,8 @@ def images_upsert(rows: list[dict]) -> None:
     """One INSERT ... ON CONFLICT (sha256) DO UPDATE for a whole batch, in one transaction."""
     if not rows:
         return
+    # Rows in sha256 order: concurrent runs then lock conflicting rows in the same order (no deadlock).
+    rows = sorted(rows, key=lambda row: row["sha256"])
     with transaction.atomic():
         Image.objects.bulk_create(
             [Image(**row) for row in rows],
@@ -109,7 +120,13 @@ def image_create_from_upload(*, file, path: str = "") -> Image:
         raise DuplicateImage(existing)
     decoded = decode(file)
     file.seek(0)
-    prepared = Prepared(sha256=sha, path=path or getattr(file, "name", ""), byte_size=file.size, decoded=decoded)
+    prepared = Prepared(
+        sha256=sha,
+        path=path or getattr(file, "name", ""),
+        byte_size=file.size,
+        decoded=decoded,
+        file_time=timezone.now(),
+    )
     prepared.file_name = save_once(image_name(sha, decoded.format), file)
     try:
         vector = embeddings.encode_images([decoded.image])[0]

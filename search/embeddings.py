@@ -62,7 +62,12 @@ def _load_uncached(setting: str, name: str) -> SentenceTransformer:
     if not name:
         raise ModelUnavailable(setting, f"{setting} is empty. {offline_help}")
     if _looks_like_path(name) and not os.path.isdir(os.path.expanduser(name)):
-        raise ModelUnavailable(setting, f"{setting}={name!r}: no such folder. {offline_help}")
+        raise ModelUnavailable(
+            setting,
+            f"{setting}={name!r}: no such folder. Set {setting} to a folder holding a SentenceTransformer model "
+            f"(or a hub name, downloaded on first use where there is internet); "
+            f"`python manage.py make_standin_models var/models` builds offline stand-ins.",
+        )
     try:
         from sentence_transformers import SentenceTransformer
 

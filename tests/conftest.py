@@ -1,5 +1,6 @@
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,9 @@ def standin_models() -> tuple[Path, Path]:
     from search.standins import build_standins
 
     directory = MODELS_CACHE / _standins_fingerprint()
+    for stale in MODELS_CACHE.glob("*"):
+        if stale != directory:
+            shutil.rmtree(stale, ignore_errors=True)
     clip, text = directory / "clip", directory / "text"
     if not (clip / "modules.json").exists() or not (text / "modules.json").exists():
         build_standins(directory, dimensions=512)

@@ -27,12 +27,20 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=2, help="Threads decoding images while the model runs.")
         parser.add_argument("--reembed", action="store_true", help="Re-embed images made by another model.")
         parser.add_argument("--retry-failed", action="store_true", help="Try again files that failed before.")
+        parser.add_argument(
+            "--file-timeout",
+            type=float,
+            default=settings.INGEST_FILE_TIMEOUT,
+            help="Seconds one file may take to decode before it is skipped.",
+        )
         parser.add_argument("--dry-run", action="store_true", help="Say what would happen; write nothing.")
         parser.add_argument(
             "--no-progress", action="store_true", help="Plain periodic lines instead of a progress bar."
         )
 
-    def handle(self, *args, paths, batch_size, workers, reembed, retry_failed, dry_run, no_progress, **options):
+    def handle(
+        self, *args, paths, batch_size, workers, reembed, retry_failed, dry_run, file_timeout, no_progress, **options
+    ):
         from gallery.ingest import Ingestor
         from search.embeddings import ModelUnavailable
 
@@ -59,6 +67,7 @@ class Command(BaseCommand):
             reembed=reembed,
             retry_failed=retry_failed,
             dry_run=dry_run,
+            file_timeout=file_timeout,
             on_outcome=on_outcome,
         )
         try:

@@ -13,7 +13,7 @@ from .services import DuplicateImage, image_create_from_upload, images_reembed
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
     # The list
-    list_display = ["preview", "path", "state", "format", "dimensions", "embedding_model", "created_at"]
+    list_display = ["preview", "path", "state", "problem", "format", "dimensions", "embedding_model", "created_at"]
     list_display_links = ["preview", "path"]
     list_filter = ["state", "embedding_model", "format"]
     search_fields = ["path", "sha256"]
@@ -51,6 +51,10 @@ class ImageAdmin(admin.ModelAdmin):
         if not obj.thumbnail:
             return "—"
         return format_html('<img src="{}" alt="" style="max-width:384px">', obj.thumbnail.url)
+
+    @admin.display(description="Why it failed")
+    def problem(self, obj):
+        return obj.error[:120] if obj.error else ""
 
     @admin.display(description="Size")
     def dimensions(self, obj):

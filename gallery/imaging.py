@@ -95,14 +95,16 @@ def decode(source: BinaryIO | str, *, thumbnail_size: int | None = None, max_pix
     if width < 1 or height < 1:
         raise UnreadableImage("the image has no pixels")
     thumb = rgb.copy()
-    thumb.thumbnail((thumbnail_size, thumbnail_size), Image.Resampling.LANCZOS)
+    thumb.thumbnail((thumbnail_size, thumbnail_size), Image.Resampling.BICUBIC, reducing_gap=2.0)
     buffer = io.BytesIO()
     thumb.save(buffer, "JPEG", quality=85)
-    model_input = rgb
-    if min(rgb.size) > MODEL_SIDE:
-        scale = MODEL_SIDE / min(rgb.size)
-        size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
-        model_input = rgb.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
+    # The model input comes from the (smaller) thumbnail when it is still large enough.
+    source = thumb if min(thumb.size) >= MODEL_SIDE else rgb
+    model_input = source
+    if min(source.size) > MODEL_SIDE:
+        scale = MODEL_SIDE / min(source.size)
+        size = (max(1, round(source.width * scale)), max(1, round(source.height * scale)))
+        model_input = source.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
     return DecodedImage(
         image=model_input, width=width, height=height, format=fmt, taken_at=taken_at, thumbnail=buffer.getvalue()
     )

@@ -5,7 +5,7 @@ from django.urls import reverse
 from gallery.models import Image
 from tests.images import jpeg_bytes
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def upload(name, data, content_type="image/jpeg"):
@@ -54,3 +54,35 @@ def test_only_staff_reach_the_upload(client, django_user_model):
     response = client.get(reverse("admin:gallery_image_add"))
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_failed_images_show_their_reason_and_filters_work(admin_client, tmp_path):
+    from django.core.management import call_command
+
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "broken.jpg").write_bytes(jpeg_bytes(5)[:300])
+    (tmp_path / "lib" / "fine.jpg").write_bytes(jpeg_bytes(6))
+    call_command("embed_images", str(tmp_path / "lib"), workers=1, verbosity=0)
+    changelist = reverse("admin:gallery_image_changelist")
+    failed = admin_client.get(changelist, {"state__exact": "failed"}).content.decode()
+    assert "broken.jpg" in failed and "fine.jpg" not in failed
+    assert "truncated" in failed or "cannot decode" in failed
+    found = admin_client.get(changelist, {"q": "fine"}).content.decode()
+    assert "fine.jpg" in found and "broken.jpg" not in found
+
+
+def test_reembed_action_writes_vectors_of_the_current_model(admin_client):
+    from search import embeddings
+
+    admin_client.post(reverse("admin:gallery_image_add"), {"files": [upload("r.jpg", jpeg_bytes(8))]})
+    image = Image.objects.get()
+    Image.objects.filter(pk=image.pk).update(embedding_model="old-model", embedding=[0.0] * 511 + [1.0])
+    response = admin_client.post(
+        reverse("admin:gallery_image_changelist"),
+        {"action": "reembed", "_selected_action": [image.pk]},
+        follow=True,
+    )
+    assert "Re-embedded 1 image(s); 0 failed." in response.content.decode()
+    image.refresh_from_db()
+    assert image.embedding_model == embeddings.image_model_id()
+    assert image.embedding[511] != 1.0

@@ -8,6 +8,7 @@ Files inside MEDIA_ROOT are used where they are; files elsewhere are copied into
 (so it works with django-storages backends) under a name made from their content.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -41,6 +42,9 @@ class Command(BaseCommand):
     def handle(
         self, *args, paths, batch_size, workers, reembed, retry_failed, dry_run, file_timeout, no_progress, **options
     ):
+        # torch's OpenMP threads spin while they wait, taking the CPU the decoding workers need;
+        # passive waiting made ingestion faster overall (bench/README.md). Must be set before torch loads.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         from gallery.ingest import Ingestor
         from search.embeddings import ModelUnavailable
 

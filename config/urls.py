@@ -1,7 +1,8 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.static import serve
+
+from gallery.views import media
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -12,7 +13,9 @@ if settings.SERVE_MEDIA:
     urlpatterns += [
         re_path(
             rf"^{settings.MEDIA_URL.lstrip('/')}(?P<path>.*)$",
-            serve,
-            {"document_root": settings.MEDIA_ROOT},
+            media,
+            name="media",
         ),
     ]
+
+handler500 = "gallery.views.server_error"

@@ -7,7 +7,7 @@ from django.utils.html import format_html
 from .forms import ImageUploadForm
 from .imaging import UnreadableImage
 from .models import Image
-from .services import DuplicateImage, image_create_from_upload, images_reembed
+from .services import DuplicateImage, StorageWriteError, image_create_from_upload, images_reembed
 
 
 @admin.register(Image)
@@ -102,6 +102,8 @@ class ImageAdmin(admin.ModelAdmin):
                 self.message_user(request, f"“{upload.name}” was not added: {exc}.", messages.ERROR)
             except DuplicateImage as exc:
                 self.message_user(request, f"“{upload.name}” was not added: it is {exc}.", messages.WARNING)
+            except StorageWriteError as exc:
+                self.message_user(request, f"“{upload.name}” was not added: {exc}. Nothing was kept.", messages.ERROR)
             else:
                 added += 1
                 if image.state == Image.State.FAILED:

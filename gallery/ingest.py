@@ -24,7 +24,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from .imaging import UnreadableImage
 from .models import Image
 from .services import Prepared, images_upsert, prepare_fields, sha256_of
-from .storage import image_name, media_relative, save_once
+from .storage import image_name, media_relative, save_once, thumbnail_name
 from .workers import DecodePool
 
 IMAGE_EXTENSIONS = {
@@ -200,6 +200,7 @@ class Ingestor:
             else:
                 fh.seek(0)
                 prepared.file_name = save_once(image_name(sha, decoded.format), fh)
+            prepared.thumbnail_name = save_once(thumbnail_name(sha), decoded.thumbnail)
         return Outcome(path, "embedded", prepared=prepared, relative=relative)
 
     def _known(self, known: dict, root: Path, path: Path, relative: str) -> Outcome | None:

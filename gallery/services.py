@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from .imaging import DecodedImage, UnreadableImage, decode
 from .models import Image
-from .storage import image_name, save_once, thumbnail_name
+from .storage import StorageWriteError, delete_quietly, image_name, save_once, thumbnail_name
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class Prepared:
     byte_size: int
     decoded: DecodedImage
     file_name: str = ""  # set once the file is in storage
+    thumbnail_name: str = ""
     file_time: dt.datetime | None = None  # the file's modification time, when there is no EXIF date
 
     @property
@@ -60,7 +61,7 @@ def prepare_fields(prepared: Prepared, *, model_id: str, vector) -> dict:
     return {
         "sha256": prepared.sha256,
         "file": prepared.file_name,
-        "thumbnail": save_once(thumbnail_name(prepared.sha256), decoded.thumbnail),
+        "thumbnail": prepared.thumbnail_name,
         "path": prepared.path,
         "width": decoded.width,
         "height": decoded.height,
@@ -127,15 +128,25 @@ def image_create_from_upload(*, file, path: str = "") -> Image:
         decoded=decoded,
         file_time=timezone.now(),
     )
-    prepared.file_name = save_once(image_name(sha, decoded.format), file)
     try:
         vector = embeddings.encode_images([decoded.image])[0]
     except embeddings.ModelUnavailable as exc:
-        fields = prepare_fields(prepared, model_id="", vector=None)
-        fields.update(state=Image.State.FAILED, error=str(exc))
+        vector, model_id, error = None, "", str(exc)
     else:
-        fields = prepare_fields(prepared, model_id=embeddings.image_model_id(), vector=vector)
-    images_upsert([fields])
+        model_id, error = embeddings.image_model_id(), ""
+    created: list[str] = []
+    try:
+        # Files first, then the row; if anything fails, the files written here go again:
+        # no row without its file, no file without its row.
+        prepared.file_name = save_once(image_name(sha, decoded.format), file, created)
+        prepared.thumbnail_name = save_once(thumbnail_name(sha), decoded.thumbnail, created)
+        fields = prepare_fields(prepared, model_id=model_id, vector=vector)
+        if error:
+            fields.update(state=Image.State.FAILED, error=error)
+        images_upsert([fields])
+    except BaseException:
+        delete_quietly(created)
+        raise
     return Image.objects.get(sha256=sha)
 
 
@@ -163,6 +174,7 @@ def images_reembed(images) -> tuple[int, int]:
 __all__ = [
     "DuplicateImage",
     "Prepared",
+    "StorageWriteError",
     "UnreadableImage",
     "image_create_from_upload",
     "images_reembed",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -31,14 +32,36 @@ def thumbnail_name(sha256: str) -> str:
     return f"thumbnails/{sha256[:2]}/{sha256}.jpg"
 
 
-def save_once(name: str, content: bytes | ContentFile | object) -> str:
-    """Save under exactly ``name`` unless it is already there (content-addressed, so equal)."""
+class StorageWriteError(Exception):
+    """The storage refused a write (disk full, permissions, an object store down)."""
+
+
+def save_once(name: str, content, created: list[str] | None = None) -> str:
+    """Save under exactly ``name`` unless it is already there (names come from content, so it is equal).
+
+    Names written here are appended to ``created``, so a failed upload can take them back.
+    """
     if default_storage.exists(name):
         return name
     if isinstance(content, bytes):
         content = ContentFile(content)
-    saved = default_storage.save(name, content)
-    return saved
+    try:
+        saved = default_storage.save(name, content)
+    except OSError as exc:
+        raise StorageWriteError(f"could not write {name} to storage: {exc.strerror or exc}") from exc
+    if saved != name:
+        # Another process wrote the same content under the same name a moment ago: keep one copy.
+        default_storage.delete(saved)
+        return name
+    if created is not None:
+        created.append(name)
+    return name
+
+
+def delete_quietly(names: list[str]) -> None:
+    for name in names:
+        with contextlib.suppress(OSError):
+            default_storage.delete(name)
 
 
 def media_relative(path: Path) -> str | None:

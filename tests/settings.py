@@ -7,3 +7,7 @@ os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
 from config.settings import *
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+# The test client and live_server speak plain HTTP; production keeps these on (see config/settings.py).
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False

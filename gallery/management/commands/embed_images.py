@@ -46,6 +46,7 @@ class Command(BaseCommand):
         # passive waiting made ingestion faster overall (bench/README.md). Must be set before torch loads.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         from gallery.ingest import Ingestor
+        from gallery.storage import StorageWriteError
         from search.embeddings import ModelUnavailable
 
         for path in paths:
@@ -78,6 +79,8 @@ class Command(BaseCommand):
             report = ingestor.run(paths)
         except ModelUnavailable as exc:
             raise CommandError(str(exc)) from exc
+        except StorageWriteError as exc:
+            raise CommandError(f"Storage error, the run stopped (rerun to resume): {exc}") from exc
         except DatabaseError as exc:
             raise CommandError(f"Database error, the run stopped (rerun to resume): {exc}") from exc
         finally:

@@ -163,3 +163,10 @@ if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
 # Search may be public; set this to require a login for it (the admin always requires staff).
 SEARCH_REQUIRES_LOGIN = env.bool("SEARCH_REQUIRES_LOGIN", default=False)
 LOGIN_URL = "admin:login"
+
+# How vectors are stored: "vector" (float32) or "halfvec" (float16: half the table and index).
+# Convert an existing table with `manage.py vector_storage halfvec` (or `vector`).
+VECTOR_STORAGE = env.str("VECTOR_STORAGE", default="vector")
+# Memory and parallel workers PostgreSQL may use to build the HNSW index.
+HNSW_BUILD_MEMORY = env.str("HNSW_BUILD_MEMORY", default="1GB")
+HNSW_BUILD_WORKERS = env.int("HNSW_BUILD_WORKERS", default=2)

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.db import models
-from pgvector.django import HnswIndex, VectorField
 
+from .fields import EmbeddingField, EmbeddingHnswIndex
 from .querysets import ImageQuerySet
 
 
@@ -29,7 +29,7 @@ class Image(models.Model):
     taken_at = models.DateTimeField(null=True, blank=True, help_text="EXIF date taken, else the file's time.")
 
     # The embedding
-    embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True)
+    embedding = EmbeddingField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True)
     embedding_model = models.CharField(max_length=255, blank=True, db_index=True)
     state = models.CharField(max_length=16, choices=State, default=State.PENDING, db_index=True)
     error = models.TextField(blank=True, help_text="Why embedding failed.")
@@ -42,7 +42,8 @@ class Image(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            HnswIndex(
+            # Operator class vector_cosine_ops or halfvec_cosine_ops, following VECTOR_STORAGE.
+            EmbeddingHnswIndex(
                 name="gallery_image_embedding_hnsw",
                 fields=["embedding"],
                 m=16,

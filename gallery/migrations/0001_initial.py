@@ -1,6 +1,5 @@
-import pgvector.django.indexes
+import gallery.fields
 from pgvector.django import VectorExtension
-import pgvector.django.vector
 from django.db import migrations, models
 
 
@@ -34,7 +33,7 @@ class Migration(migrations.Migration):
                     "taken_at",
                     models.DateTimeField(blank=True, help_text="EXIF date taken, else the file's time.", null=True),
                 ),
-                ("embedding", pgvector.django.vector.VectorField(blank=True, dimensions=512, null=True)),
+                ("embedding", gallery.fields.EmbeddingField(blank=True, dimensions=512, null=True)),
                 ("embedding_model", models.CharField(blank=True, db_index=True, max_length=255)),
                 (
                     "state",
@@ -52,7 +51,7 @@ class Migration(migrations.Migration):
             options={
                 "ordering": ["-created_at", "-id"],
                 "indexes": [
-                    pgvector.django.indexes.HnswIndex(
+                    gallery.fields.EmbeddingHnswIndex(
                         ef_construction=64,
                         fields=["embedding"],
                         m=16,

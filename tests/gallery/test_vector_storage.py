@@ -1,0 +1,86 @@
+import io
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from gallery.management.commands.vector_storage import column_storage
+from gallery.models import Image
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def index_definition() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'gallery_image_embedding_hnsw'")
+        return cursor.fetchone()[0]
+
+
+def run(*args) -> str:
+    out = io.StringIO()
+    call_command("vector_storage", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_converting_to_halfvec_and_back_keeps_every_vector_and_the_index(settings):
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((2500, 512)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    Image.objects.bulk_create(
+        Image(
+            sha256=f"{i:064x}", file=f"i/{i}.jpg", path=f"{i}.jpg", embedding=v, state="embedded", embedding_model="m"
+        )
+        for i, v in enumerate(vectors)
+    )
+    assert column_storage() == "vector"
+
+    assert "Would convert" in run("halfvec", "--dry-run")
+    assert column_storage() == "vector"
+
+    output = run("halfvec")
+    assert "Converted gallery_image.embedding from vector to halfvec" in output
+    assert "Now set VECTOR_STORAGE=halfvec" in output
+    assert column_storage() == "halfvec"
+    assert "halfvec_cosine_ops" in index_definition() and "m='16'" in index_definition()
+    stored = np.array(
+        [np.asarray(e, dtype=np.float32) for e in Image.objects.order_by("id").values_list("embedding", flat=True)]
+    )
+    assert stored.shape == (2500, 512)
+    assert np.min(np.sum(stored * vectors, axis=1)) > 0.9999  # float16 keeps direction to 1e-4
+
+    settings.VECTOR_STORAGE = "halfvec"
+    query = vectors[7]
+    plan = Image.objects.nearest_to(query)[:10].explain()
+    assert "Index Scan using gallery_image_embedding_hnsw" in plan
+    nearest = Image.objects.nearest_to(query)[:1][0]
+    assert nearest.path == "7.jpg"
+    # New rows go into the halfvec column as they are.
+    Image.objects.create(sha256="f" * 64, file="i/new.jpg", embedding=vectors[0], state="embedded")
+
+    assert "from halfvec to vector" in run("vector")
+    assert column_storage() == "vector"
+    assert "vector_cosine_ops" in index_definition()
+    assert Image.objects.count() == 2501
+
+
+def test_a_fresh_database_is_created_with_the_configured_storage():
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    from tests.conftest import ROOT
+
+    name = f"fresh_halfvec_{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings", EMBEDDED_DB_NAME=name, VECTOR_STORAGE="halfvec")
+    try:
+        for command in (["migrate", "--noinput", "-v0"], ["vector_storage"]):
+            result = subprocess.run(
+                [sys.executable, "manage.py", *command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+            )
+            assert result.returncode == 0, result.stderr
+        assert "gallery_image.embedding is halfvec(512); VECTOR_STORAGE=halfvec" in result.stdout
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

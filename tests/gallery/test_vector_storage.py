@@ -84,3 +84,27 @@ def test_a_fresh_database_is_created_with_the_configured_storage():
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("storage", ["vector", "halfvec"])
+def test_binary_copy_loads_vectors_exactly_and_upserts(storage):
+    from gallery.services import images_copy
+
+    if storage == "halfvec":
+        run("halfvec")
+    try:
+        rng = np.random.default_rng(1)
+        vectors = rng.standard_normal((300, 512)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        shas = [f"{i:064x}" for i in range(300)]
+        paths = [f"folder/{'x' * (i % 7)}{i}.jpg" for i in range(300)]
+        assert images_copy(sha256s=shas, paths=paths, vectors=vectors, model_id="bench") == 300
+        assert images_copy(sha256s=shas[:10], paths=paths[:10], vectors=vectors[:10], model_id="bench") == 10
+        assert Image.objects.count() == 300
+        row = Image.objects.get(sha256=shas[123])
+        assert row.path == paths[123] and row.state == "embedded" and row.embedding_model == "bench"
+        tolerance = 1e-3 if storage == "halfvec" else 0
+        np.testing.assert_allclose(np.asarray(row.embedding, dtype=np.float32), vectors[123], atol=tolerance)
+    finally:
+        if storage == "halfvec":
+            run("vector")

@@ -10,7 +10,7 @@ CLIP ViT-B/32 architecture (random weights, `make_standin_models --full-size`):
 
 The model is loaded before each clock starts (a long run amortises the load). Prints one JSON line.
 
-    .venv/bin/python bench/ingest.py [--count 300] [--batch-size 32] [--workers 2]
+    .venv/bin/python bench/ingest.py [--count 300] [--batch-size 32] [--workers 2] [--backend onnx-int8]
 """
 
 from __future__ import annotations
@@ -162,7 +162,14 @@ def main() -> None:
     parser.add_argument("--naive-count", type=int, default=60, help="the naive loop's rate is steady; a sample does")
     parser.add_argument("--models", type=Path, default=ROOT / "var" / "models-full")
     parser.add_argument("--photos", type=Path, default=ROOT / "var" / "bench" / "photos")
+    parser.add_argument(
+        "--backend",
+        choices=["torch", "onnx", "onnx-int8"],
+        help="EMBEDDING_BACKEND for all three measurements (default: the environment's, else torch)",
+    )
     args = parser.parse_args()
+    if args.backend:
+        os.environ["EMBEDDING_BACKEND"] = args.backend  # read by the settings at Django setup
 
     width, height = map(int, args.size.split("x"))
     if not (args.models / "clip" / "modules.json").exists():
@@ -177,10 +184,11 @@ def main() -> None:
     setup_django(args.models, media_root)
 
     import torch
+    from django.conf import settings
 
     from search.embeddings import get_image_model
 
-    get_image_model()  # load before the clocks start
+    get_image_model()  # load (or export) before the clocks start
     model_only = measure_model_only(paths, args.batch_size, rounds=max(3, 96 // args.batch_size))
     reset_collection(media_root)
     end_to_end = measure_end_to_end(folder, args.batch_size, args.workers, len(paths))
@@ -198,6 +206,7 @@ def main() -> None:
                 "naive_ips": round(naive, 2),
                 "e2e_over_model": round(end_to_end / model_only, 3),
                 "e2e_over_naive": round(end_to_end / naive, 2),
+                "backend": settings.EMBEDDING_BACKEND,
                 "cpu_count": os.cpu_count(),
                 "torch_threads": torch.get_num_threads(),
                 "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],

@@ -118,6 +118,10 @@ CLIP_TEXT_MODEL = env.str("CLIP_TEXT_MODEL", default="sentence-transformers/clip
 EMBEDDING_DIMENSIONS = env.int("EMBEDDING_DIMENSIONS", default=512)
 EMBEDDING_DEVICE = env.str("EMBEDDING_DEVICE", default="") or None
 EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=32)
+# Inference: torch (fp32), onnx (ONNX Runtime, fp32) or onnx-int8 (int8 weights, fastest on CPU);
+# the ONNX models are exported from the models above on first use and cached in ONNX_CACHE_DIR.
+EMBEDDING_BACKEND = env.str("EMBEDDING_BACKEND", default="torch")
+ONNX_CACHE_DIR = env.path("ONNX_CACHE_DIR", default=VAR_DIR / "onnx")
 THUMBNAIL_SIZE = env.int("THUMBNAIL_SIZE", default=384)
 # Pillow's decompression-bomb guard: images with more pixels are refused.
 IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=100_000_000)

@@ -1,7 +1,8 @@
 """The one home of the models: CLIP for images, its multilingual text twin for queries.
 
 Models are loaded lazily, once per process, from the CLIP_IMAGE_MODEL and CLIP_TEXT_MODEL
-settings (a hub name or a local path). Nothing here imports torch until a model is needed, so
+settings (a hub name or a local path), and run by the EMBEDDING_BACKEND: torch, or ONNX Runtime
+fp32 or int8 (search/onnx_backend.py). Nothing here imports torch until a model is needed, so
 ``manage.py check`` and ``migrate`` stay light.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,10 +21,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image as PILImage
     from sentence_transformers import SentenceTransformer
 
+    from .onnx_backend import OnnxEncoder
+
 IMAGE_SETTING = "CLIP_IMAGE_MODEL"
 TEXT_SETTING = "CLIP_TEXT_MODEL"
+BACKEND_SETTING = "EMBEDDING_BACKEND"
+BACKENDS = ("torch", "onnx", "onnx-int8")
 
-_models: dict[tuple[str, str], SentenceTransformer] = {}
+# Keyed by (setting, model name, backend): switching a setting never reuses the wrong model.
+_models: dict[tuple[str, str, str], SentenceTransformer | OnnxEncoder] = {}
 _lock = threading.Lock()
 
 
@@ -38,29 +45,65 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith(("/", "./", "../", "~")) or os.path.exists(name)
 
 
-def _load(setting: str) -> SentenceTransformer:
+def _backend() -> str:
+    backend = getattr(settings, BACKEND_SETTING, "torch")
+    if backend not in BACKENDS:
+        raise ModelUnavailable(
+            BACKEND_SETTING,
+            f"{BACKEND_SETTING}={backend!r} is not an inference backend: set it to one of {', '.join(BACKENDS)}.",
+        )
+    return backend
+
+
+def _load(setting: str) -> SentenceTransformer | OnnxEncoder:
     name = getattr(settings, setting)
-    key = (setting, name)
+    backend = _backend()
+    key = (setting, name, backend)
     model = _models.get(key)
     if model is not None:
         return model
     with _lock:
         model = _models.get(key)
         if model is None:
-            model = _models[key] = _load_uncached(setting, name)
+            model = _load_uncached(setting, name) if backend == "torch" else _load_onnx(setting, name, backend)
+            _models[key] = model
     return model
 
 
-def _load_uncached(setting: str, name: str) -> SentenceTransformer:
-    offline_help = (
-        f"Set {setting} to a local folder holding the model: on a machine with internet, run "
-        f"`python -c \"from sentence_transformers import SentenceTransformer as S; S('{name}').save('/models/x')\"` "
-        f"and copy /models/x here, or pre-fill the Hugging Face cache (HF_HOME). "
-        f"For a site that runs but does not understand images, `python manage.py make_standin_models var/models` "
-        f"builds offline stand-ins."
-    )
+def _load_onnx(setting: str, name: str, backend: str) -> OnnxEncoder:
+    """The model exported for ONNX Runtime (on first use, then cached on disk under ONNX_CACHE_DIR)."""
+    _check_name(setting, name)
+
+    def torch_model() -> SentenceTransformer:
+        # Only an export needs the torch model; reuse it when this process has it loaded already.
+        loaded = _models.get((setting, name, "torch"))
+        return loaded if loaded is not None else _load_uncached(setting, name)
+
+    try:
+        from . import onnx_backend
+
+        encoder = onnx_backend.load(
+            name=os.path.expanduser(name),
+            modality="image" if setting == IMAGE_SETTING else "text",
+            backend=backend,
+            cache_dir=Path(settings.ONNX_CACHE_DIR),
+            torch_model=torch_model,
+        )
+    except ModelUnavailable:
+        raise
+    except Exception as exc:  # a missing package, a failed or unfaithful export, an unreadable cache
+        raise ModelUnavailable(
+            BACKEND_SETTING,
+            f"The model {name!r} set by {setting} cannot run with {BACKEND_SETTING}={backend}: "
+            f"{exc.__class__.__name__}: {exc}. Set {BACKEND_SETTING}=torch to use the model as it is.",
+        ) from exc
+    _check_dimensions(setting, name, encoder.get_embedding_dimension())
+    return encoder
+
+
+def _check_name(setting: str, name: str) -> None:
     if not name:
-        raise ModelUnavailable(setting, f"{setting} is empty. {offline_help}")
+        raise ModelUnavailable(setting, f"{setting} is empty. {_offline_help(setting, name)}")
     if _looks_like_path(name) and not os.path.isdir(os.path.expanduser(name)):
         raise ModelUnavailable(
             setting,
@@ -68,17 +111,9 @@ def _load_uncached(setting: str, name: str) -> SentenceTransformer:
             f"(or a hub name, downloaded on first use where there is internet); "
             f"`python manage.py make_standin_models var/models` builds offline stand-ins.",
         )
-    try:
-        from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(os.path.expanduser(name), device=settings.EMBEDDING_DEVICE)
-    except Exception as exc:  # network errors, missing files, bad configs: all mean "cannot load"
-        raise ModelUnavailable(
-            setting,
-            f"Could not load the model {name!r} set by {setting}: {exc.__class__.__name__}: {exc}. {offline_help}",
-        ) from exc
-    model.eval()
-    dimensions = model.get_embedding_dimension()
+
+def _check_dimensions(setting: str, name: str, dimensions: int | None) -> None:
     if dimensions != settings.EMBEDDING_DIMENSIONS:
         raise ModelUnavailable(
             setting,
@@ -86,31 +121,72 @@ def _load_uncached(setting: str, name: str) -> SentenceTransformer:
             f"EMBEDDING_DIMENSIONS is {settings.EMBEDDING_DIMENSIONS}. Image and text models must share "
             f"one vector space of EMBEDDING_DIMENSIONS dimensions.",
         )
+
+
+def _offline_help(setting: str, name: str) -> str:
+    return (
+        f"Set {setting} to a local folder holding the model: on a machine with internet, run "
+        f"`python -c \"from sentence_transformers import SentenceTransformer as S; S('{name}').save('/models/x')\"` "
+        f"and copy /models/x here, or pre-fill the Hugging Face cache (HF_HOME). "
+        f"For a site that runs but does not understand images, `python manage.py make_standin_models var/models` "
+        f"builds offline stand-ins."
+    )
+
+
+def _load_uncached(setting: str, name: str) -> SentenceTransformer:
+    _check_name(setting, name)
+    try:
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(os.path.expanduser(name), device=settings.EMBEDDING_DEVICE)
+    except Exception as exc:  # network errors, missing files, bad configs: all mean "cannot load"
+        raise ModelUnavailable(
+            setting,
+            f"Could not load the model {name!r} set by {setting}: {exc.__class__.__name__}: {exc}. "
+            f"{_offline_help(setting, name)}",
+        ) from exc
+    model.eval()
+    _check_dimensions(setting, name, model.get_embedding_dimension())
     return model
 
 
 def image_model_id() -> str:
-    """What is stored beside each vector, so a model switch can be detected."""
+    """What is stored beside each vector, so a model switch can be detected.
+
+    int8 vectors are marked: they measurably differ from the model's own (bench/README.md), so the
+    admin can tell them apart and ``embed_images --reembed`` can redo them. ONNX fp32 computes the
+    same function as torch up to float rounding (cosine >= 0.999), so it shares torch's id.
+    """
+    if getattr(settings, BACKEND_SETTING, "torch") == "onnx-int8":
+        return f"{settings.CLIP_IMAGE_MODEL} (onnx-int8)"
     return settings.CLIP_IMAGE_MODEL
 
 
-def get_image_model() -> SentenceTransformer:
+def get_image_model() -> SentenceTransformer | OnnxEncoder:
+    """The image model: a SentenceTransformer with the torch backend, an ONNX Runtime encoder otherwise."""
     return _load(IMAGE_SETTING)
 
 
-def get_text_model() -> SentenceTransformer:
+def get_text_model() -> SentenceTransformer | OnnxEncoder:
+    """The query model: a SentenceTransformer with the torch backend, an ONNX Runtime encoder otherwise."""
     return _load(TEXT_SETTING)
 
 
-def _encode(model: SentenceTransformer, inputs: Sequence, batch_size: int | None) -> np.ndarray:
-    import torch
-
+def _encode(model: SentenceTransformer | OnnxEncoder, inputs: Sequence, batch_size: int | None) -> np.ndarray:
     if not inputs:
         return np.zeros((0, settings.EMBEDDING_DIMENSIONS), dtype=np.float32)
+    from .onnx_backend import OnnxEncoder  # light: onnxruntime is imported when an encoder is made
+
+    batch_size = batch_size or settings.EMBEDDING_BATCH_SIZE
+    if isinstance(model, OnnxEncoder):
+        return model.encode(list(inputs), batch_size=batch_size)
+
+    import torch
+
     with torch.inference_mode():
         vectors = model.encode(
             list(inputs),
-            batch_size=batch_size or settings.EMBEDDING_BATCH_SIZE,
+            batch_size=batch_size,
             convert_to_numpy=True,
             normalize_embeddings=True,
             show_progress_bar=False,

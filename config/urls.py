@@ -3,9 +3,11 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from gallery.views import media
+from search.api import api
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/", api.urls),
     path("", include("search.urls")),
 ]
 

@@ -1,38 +1,257 @@
-"""Reads: turning a query into ranked images from the HNSW index."""
+"""Reads: turning a query into ranked images from the HNSW index.
+
+Every search is one ``ORDER BY embedding <=> query LIMIT depth`` answered by the HNSW index
+(``gallery_image_embedding_hnsw``, cosine), with the settings below made ``SET LOCAL`` in the
+search's own transaction so they never leak into other queries on a pooled connection:
+
+- The HNSW index answers (sorting is turned off so the planner cannot choose otherwise), with
+  ``hnsw.ef_search`` covering offset + limit (within pgvector's cap of 1000). The index hands up at
+  most ef_search candidates per pass, so a deep page with the default ef_search would be cut
+  short or, worse, be the best of a too-small candidate list. Paging is therefore capped at
+  ``SEARCH_MAX_DEPTH`` results.
+- ``hnsw.iterative_scan = relaxed_order`` (pgvector 0.8): when a filter (folder, dates, format,
+  "not the image itself") throws candidates away, the index keeps walking the graph until the
+  page is full instead of returning a short page. Relaxed order finds more than strict order
+  (which drops every candidate nearer than one already returned), at the price of slightly out
+  of order rows; a MATERIALIZED CTE takes the first ``depth`` rows from the index and the outer
+  query sorts them by distance again, so what people see is in exact order.
+- A filter that leaves few rows (``EXACT_SEARCH_MAX_ROWS``) is answered by exact search instead:
+  index scans are turned off, so PostgreSQL compares the query with each remaining vector
+  (the filter's B-tree indexes still work as bitmap scans, which HNSW cannot do). Exact search
+  also answers whenever the index comes back with a short page (the walk gave up after
+  ``hnsw.max_scan_tuples``, or the collection ends), so a filtered search always returns a
+  full page when that many images match.
+
+Paging: raising ef_search from one page to the next improves recall, so the deeper search may
+find an image the shallower one missed, and plain OFFSET would then show the last image of the
+previous page again. A page therefore also takes a cursor (``after``: the distance and id of
+the last image shown), and continues strictly after it: no image is ever shown twice. Offset
+still sizes ef_search and numbers the results; without a cursor it is a plain OFFSET.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from gallery.models import Image
 
-from . import embeddings
+from . import embeddings, timing
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    from django.db.models import QuerySet
+
+# pgvector refuses a larger hnsw.ef_search.
+EF_SEARCH_MAX = 1000
+# How deep paging goes: every page up to here is covered by ef_search.
+SEARCH_MAX_DEPTH = 1000
+# Filtered sets up to this size are searched exactly (a few milliseconds at 512 dimensions).
+EXACT_SEARCH_MAX_ROWS = 2000
+# What a result needs (the 2 KB vector stays in the database).
+RESULT_FIELDS = ("id", "file", "thumbnail", "path", "width", "height", "format", "byte_size", "taken_at")
+# Pillow names some formats differently from what people ask for.
+FORMAT_FAMILIES = {"JPEG": ("JPEG", "MPO"), "JPG": ("JPEG", "MPO"), "TIF": ("TIFF",), "HEIC": ("HEIF",)}
+
+# The outer ORDER BY says "distance + 0" so PostgreSQL (17+) cannot reuse the CTE's claimed
+# order (which relaxed_order breaks) and really sorts; id breaks ties so pages never overlap.
+_PAGE_SQL = "WITH nearest AS MATERIALIZED ({inner}) SELECT * FROM nearest ORDER BY distance + 0, id LIMIT %s OFFSET %s"
 
 
-def _set_ef_search(limit: int) -> None:
-    # HNSW returns at most ef_search candidates, so a deep page needs a larger ef_search.
-    ef = min(max(settings.HNSW_EF_SEARCH, limit), 1000)
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ended: the last image's distance and id (the ranking's sort key)."""
+
+    distance: float
+    id: int
+
+    def __str__(self) -> str:
+        return f"{self.distance!r}_{self.id}"
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor:
+        """The cursor written by ``str()``; raises ValueError for anything else."""
+        distance, _, pk = text.partition("_")
+        cursor = cls(float(distance), int(pk))
+        if not math.isfinite(cursor.distance) or cursor.id < 1:
+            raise ValueError(text)
+        return cursor
+
+    @classmethod
+    def after_page(cls, images: list[Image]) -> Cursor | None:
+        return cls(images[-1].distance, images[-1].pk) if images else None
+
+
+@dataclass(frozen=True)
+class ImageFilters:
+    """What a search may be narrowed to: a path prefix, a range of dates taken, a format."""
+
+    path_prefix: str = ""
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None  # inclusive
+    format: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.path_prefix or self.date_from or self.date_to or self.format)
+
+    def apply(self, queryset: QuerySet[Image]) -> QuerySet[Image]:
+        if prefix := self.path_prefix.lstrip("/"):
+            # LIKE 'prefix%': served by the varchar_pattern_ops index on path.
+            queryset = queryset.filter(path__startswith=prefix)
+        if self.date_from:
+            queryset = queryset.filter(taken_at__gte=_start_of_day(self.date_from))
+        if self.date_to:
+            queryset = queryset.filter(taken_at__lt=_start_of_day(self.date_to + dt.timedelta(days=1)))
+        if self.format:
+            name = self.format.strip().upper()
+            queryset = queryset.filter(format__in=FORMAT_FAMILIES.get(name, (name,)))
+        return queryset
+
+
+def _start_of_day(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+def page_limit(*, limit: int, offset: int) -> int:
+    """``limit``, cut so the page ends by SEARCH_MAX_DEPTH (0 past it)."""
+    return max(0, min(limit, SEARCH_MAX_DEPTH - offset))
+
+
+def ef_search_for(depth: int) -> int:
+    """hnsw.ef_search for a page ending at ``depth``: at least the configured value, at most pgvector's cap."""
+    return min(max(settings.HNSW_EF_SEARCH, depth), EF_SEARCH_MAX)
+
+
+def _configure_scan(*, depth: int, exact: bool) -> None:
+    # Index or exact is decided here, not by the planner: pgvector's cost estimate flips to a full
+    # scan and sort at some ef_search values (measured at 100,000 rows: ef_search 600 planned a
+    # 400 ms sequential scan, where ef_search 400 took 19 ms on the index), so deep pages would
+    # fall off a cliff (bench/README.md, "Search").
+    # With sorting disabled the only way to the first rows in order is the HNSW index; exact
+    # search turns index scans off instead. JIT never pays for queries this short.
     with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef)])
+        # Every search sets them all, so none inherits another's (tests nest searches in one transaction).
+        cursor.execute(
+            "SELECT set_config('enable_indexscan', %s, true), set_config('enable_sort', %s, true),"
+            " set_config('jit', 'off', true), set_config('hnsw.ef_search', %s, true),"
+            " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+            ["off" if exact else "on", "on" if exact else "off", str(ef_search_for(depth))],
+        )
 
 
-def image_search_by_vector(vector, *, limit: int, offset: int = 0, exclude_id: int | None = None) -> list[Image]:
-    """The ``limit`` images nearest to ``vector``, each with ``distance`` and ``score`` set."""
+def _page(queryset: QuerySet[Image], *, limit: int, offset: int, after: Cursor | None, exact: bool) -> list[Image]:
+    """Rows offset..offset+limit of ``queryset`` (ordered by distance), or the ``limit`` after ``after``.
+
+    Call inside a transaction.
+    """
+    _configure_scan(depth=offset + limit, exact=exact)
+    if after is not None:
+        queryset = queryset.filter(Q(distance__gt=after.distance) | Q(distance=after.distance, pk__gt=after.id))
+        offset = 0
+    inner, params = queryset.values(*RESULT_FIELDS, "distance")[: offset + limit].query.sql_with_params()
+    return list(Image.objects.raw(_PAGE_SQL.replace("{inner}", inner), (*params, limit, offset)))
+
+
+def _is_small(queryset: QuerySet[Image]) -> bool:
+    # A bounded count: it stops at EXACT_SEARCH_MAX_ROWS + 1, so a broad filter costs next to nothing.
+    return queryset.order_by().values("pk")[: EXACT_SEARCH_MAX_ROWS + 1].count() <= EXACT_SEARCH_MAX_ROWS
+
+
+def image_search_by_vector(
+    vector: np.ndarray,
+    *,
+    limit: int,
+    offset: int = 0,
+    after: Cursor | None = None,
+    filters: ImageFilters | None = None,
+    exclude_id: int | None = None,
+) -> list[Image]:
+    """The images ranked offset..offset+limit by nearness to ``vector``, each with ``distance`` and ``score``.
+
+    With ``after`` (the cursor of the previous page), the ``limit`` images ranked after it.
+    """
+    if limit <= 0:
+        return []
     queryset = Image.objects.nearest_to(vector)
     if exclude_id is not None:
         queryset = queryset.exclude(pk=exclude_id)
-    with transaction.atomic():
-        _set_ef_search(offset + limit)
-        images = list(queryset[offset : offset + limit])
+    if filters:
+        queryset = filters.apply(queryset)
+    page = functools.partial(_page, queryset, limit=limit, offset=offset, after=after)
+    with timing.measure("db"), transaction.atomic():
+        exact = bool(filters) and _is_small(queryset)
+        images = page(exact=exact)
+    if not exact and len(images) < limit:
+        # The index came back short: the graph walk gave up on a narrow filter, or the collection
+        # ends here. Exact search says which, with a full page where there is one.
+        with timing.measure("db"), transaction.atomic():
+            images = page(exact=True)
     for image in images:
         image.score = 1.0 - image.distance
     return images
 
 
-def image_search_by_text(text: str, *, limit: int, offset: int = 0) -> list[Image]:
-    return image_search_by_vector(embeddings.encode_text(text), limit=limit, offset=offset)
+def image_search_by_text(
+    text: str, *, limit: int, offset: int = 0, after: Cursor | None = None, filters: ImageFilters | None = None
+) -> list[Image]:
+    """Images matching a description in any language (raises embeddings.ModelUnavailable)."""
+    with timing.measure("encode"):
+        vector = text_vector(text)
+    return image_search_by_vector(vector, limit=limit, offset=offset, after=after, filters=filters)
 
 
-def image_search_by_image(pil_image, *, limit: int, offset: int = 0) -> list[Image]:
-    return image_search_by_vector(embeddings.encode_images([pil_image])[0], limit=limit, offset=offset)
+def text_vector(text: str):
+    """The query's vector; the next page of the same query reuses it (the same vector, the same ranking)."""
+    return _text_vector(text, settings.CLIP_TEXT_MODEL)
+
+
+@functools.lru_cache(maxsize=256)
+def _text_vector(text: str, model: str):
+    vector = embeddings.encode_text(text)
+    vector.flags.writeable = False
+    return vector
+
+
+def image_search_by_image(
+    pil_image, *, limit: int, offset: int = 0, after: Cursor | None = None, filters: ImageFilters | None = None
+) -> list[Image]:
+    """Images that look like ``pil_image`` (raises embeddings.ModelUnavailable)."""
+    with timing.measure("encode"):
+        vector = embeddings.encode_images([pil_image])[0]
+    return image_search_by_vector(vector, limit=limit, offset=offset, after=after, filters=filters)
+
+
+def image_search_similar(
+    image: Image, *, limit: int, offset: int = 0, after: Cursor | None = None, filters: ImageFilters | None = None
+) -> list[Image]:
+    """Images nearest to ``image``, itself excluded (no model needed: its vector is stored)."""
+    return image_search_by_vector(
+        image.embedding, limit=limit, offset=offset, after=after, filters=filters, exclude_id=image.pk
+    )
+
+
+def embedded_image_get(*, pk: int) -> Image | None:
+    """The embedded image ``pk`` with its vector, or None."""
+    return Image.objects.embedded().filter(pk=pk).first()
+
+
+def images_by_id(ids: list[int]) -> list[Image]:
+    """The images of ``ids`` that exist, in the order given (for breadcrumbs)."""
+    found = Image.objects.only(*RESULT_FIELDS).in_bulk(ids)
+    return [found[pk] for pk in ids if pk in found]
+
+
+def collection_is_empty() -> bool:
+    return not Image.objects.embedded().exists()
+
+
+def collection_size() -> int:
+    return Image.objects.embedded().count()

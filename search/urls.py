@@ -6,4 +6,5 @@ app_name = "search"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("images/<int:pk>/", views.image_detail, name="image"),
 ]

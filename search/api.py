@@ -1,0 +1,283 @@
+"""The JSON API (django-ninja), mounted at /api/: the same searches as the page, for programs.
+
+Every answer is ``{"results": [...], "next": url | null}`` ordered by score (cosine similarity,
+1 - cosine distance), or ``{"error": "..."}`` with 400, 401, 404, 413 or 503. ``limit`` above
+100 is refused (400), not clamped: a client that asks for more should know it did not get it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+
+import pydantic
+from django.conf import settings
+from django.http import Http404, HttpRequest, JsonResponse, QueryDict
+from ninja import Field, File, Form, NinjaAPI, Query, Schema
+from ninja.decorators import decorate_view
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.files import UploadedFile
+
+from gallery.imaging import UnreadableImage, decode
+from gallery.models import Image
+
+from . import embeddings, selectors, timing, uploads
+from .forms import MAX_QUERY_LENGTH
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+def search_access(request: HttpRequest) -> bool:
+    """Anyone may search unless SEARCH_REQUIRES_LOGIN is set; then a logged-in session is needed.
+
+    Searching changes and stores nothing, so the image POST needs no CSRF token.
+    """
+    if not getattr(settings, "SEARCH_REQUIRES_LOGIN", False):
+        return True
+    return bool(request.user.is_authenticated)
+
+
+api = NinjaAPI(
+    title="Image search API",
+    version="1",
+    description=__doc__,
+    urls_namespace="api",
+    auth=search_access,
+)
+
+
+# Schemas
+
+
+class Result(Schema):
+    id: int
+    score: float = Field(description="Cosine similarity to the query, 1 - cosine distance; higher is nearer.")
+    url: str = Field(description="The original file.")
+    thumbnail_url: str
+    path: str = Field(description="Where the file came from, relative to the folder it was imported from.")
+    width: int | None
+    height: int | None
+
+
+class Page(Schema):
+    results: list[Result]
+    next: str | None = Field(description="The URL of the next page, or null at the end.")
+
+
+class Error(Schema):
+    error: str
+
+
+class Paging(Schema):
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"At most {MAX_LIMIT}; more is a 400.")
+    offset: int = Field(0, ge=0, le=selectors.SEARCH_MAX_DEPTH, description="Results to skip.")
+    after: str = Field(
+        "",
+        max_length=64,
+        description="Where the previous page ended; `next` carries it, so that no result comes twice.",
+    )
+
+    def cursor(self) -> selectors.Cursor | None:
+        if not self.after:
+            return None
+        try:
+            return selectors.Cursor.parse(self.after)
+        except ValueError as exc:
+            raise HttpError(400, "after: not a cursor from `next`.") from exc
+
+
+class Filters(Schema):
+    path_prefix: str = Field("", max_length=1024, description="Only images whose path starts with this.")
+    date_from: dt.date | None = Field(None, description="Taken on or after this day (EXIF date, else file time).")
+    date_to: dt.date | None = Field(None, description="Taken on or before this day.")
+    format: str = Field("", max_length=16, description="JPEG, PNG, WEBP, HEIF, ...")
+
+    def filters(self) -> selectors.ImageFilters:
+        return selectors.ImageFilters(
+            path_prefix=self.path_prefix, date_from=self.date_from, date_to=self.date_to, format=self.format
+        )
+
+
+class TextQuery(Paging, Filters):
+    q: str = Field(..., description=f"What to look for, in any language (at most {MAX_QUERY_LENGTH} characters).")
+
+
+class ImageQuery(Paging, Filters):
+    pass
+
+
+ERRORS = {400: Error, 401: Error, 404: Error, 413: Error, 503: Error}
+
+
+# Errors: always {"error": "..."}
+
+
+def _error(request, message: str, status: int):
+    return api.create_response(request, {"error": message}, status=status)
+
+
+@api.exception_handler(ValidationError)
+def _invalid(request, exc: ValidationError):
+    return _error(request, _describe(exc.errors), 400)
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc: HttpError):
+    return _error(request, str(exc), exc.status_code)
+
+
+@api.exception_handler(Http404)
+def _not_found(request, exc: Http404):
+    return _error(request, str(exc) or "Not found.", 404)
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthorized(request, exc: AuthenticationError):
+    return _error(request, "Log in to search.", 401)
+
+
+@api.exception_handler(embeddings.ModelUnavailable)
+def _unavailable(request, exc: embeddings.ModelUnavailable):
+    logger.error("search model unavailable: %s", exc)
+    return _error(request, f"Search is unavailable: the model set by {exc.setting} could not be loaded.", 503)
+
+
+@api.exception_handler(UnreadableImage)
+def _unreadable(request, exc: UnreadableImage):
+    return _error(request, f"The image cannot be read: {exc}.", 400)
+
+
+@api.exception_handler(uploads.UploadTooLarge)
+def _too_large(request, exc: uploads.UploadTooLarge):
+    return _error(request, str(exc), 413)
+
+
+# Helpers
+
+
+def _describe(errors) -> str:
+    """Pydantic's errors as one line: ``limit: Input should be less than or equal to 100``."""
+    parts = []
+    for error in errors:
+        where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("query", "form", "params"))
+        message = error.get("msg", "invalid")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts) or "Invalid request."
+
+
+def _result(image: Image) -> dict:
+    url = image.file.url
+    return {
+        "id": image.pk,
+        "score": image.score,
+        "url": url,
+        "thumbnail_url": image.thumbnail.url if image.thumbnail else url,
+        "path": image.path,
+        "width": image.width,
+        "height": image.height,
+    }
+
+
+def _search(request, params: Paging, search) -> dict:
+    """Run ``search(limit=, offset=)`` for one page plus one row, which says whether there is a next page."""
+    limit = selectors.page_limit(limit=params.limit, offset=params.offset)
+    results = search(limit=limit + 1, offset=params.offset, after=params.cursor()) if limit else []
+    next_url = None
+    if len(results) > limit and params.offset + limit < selectors.SEARCH_MAX_DEPTH:
+        query = QueryDict(mutable=True)
+        for name, value in params.model_dump().items():
+            if value not in (None, ""):
+                query[name] = value.isoformat() if isinstance(value, dt.date) else str(value)
+        query["offset"] = str(params.offset + limit)
+        query["after"] = str(selectors.Cursor.after_page(results[:limit]))
+        next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+    return {"results": [_result(image) for image in results[:limit]], "next": next_url}
+
+
+def with_server_timing(run):
+    """Time the operation (model, database) into a Server-Timing header."""
+
+    @functools.wraps(run)
+    def wrapped(request, *args, **kwargs):
+        with timing.collect() as timings:
+            response = run(request, *args, **kwargs)
+        if timings:
+            response["Server-Timing"] = timing.server_timing(timings)
+        return response
+
+    return wrapped
+
+
+def in_memory_upload(run):
+    """Read the operation's upload into memory only (never a temporary file); over UPLOAD_MAX_BYTES is a 413."""
+
+    @functools.wraps(run)
+    def wrapped(request, *args, **kwargs):
+        try:
+            handler = uploads.install(request)
+            request.FILES  # noqa: B018 - parse now, with the handler above, before ninja does
+            uploads.check(handler)
+        except uploads.UploadTooLarge as exc:
+            return JsonResponse({"error": str(exc)}, status=413)
+        return run(request, *args, **kwargs)
+
+    return wrapped
+
+
+# Endpoints (decorate_view wraps ninja's own handling, so these run before it parses the request)
+
+
+@decorate_view(with_server_timing)
+@api.get("/search", response={200: Page, **ERRORS}, summary="Search by text, in any language")
+def search_by_text(request, params: Query[TextQuery]):
+    q = params.q.strip()
+    if not q:
+        raise HttpError(400, "The query is empty.")
+    if len(q) > MAX_QUERY_LENGTH:
+        raise HttpError(400, f"The query is longer than {MAX_QUERY_LENGTH} characters.")
+    return _search(
+        request,
+        params,
+        functools.partial(selectors.image_search_by_text, q, filters=params.filters()),
+    )
+
+
+@decorate_view(in_memory_upload, with_server_timing)
+@api.post(
+    "/search/image",
+    response={200: Page, **ERRORS},
+    summary="Search by an example image",
+    description=(
+        "Multipart: the image in the field `image`, with `limit`, `offset` and the filters as form fields "
+        "(or query parameters). The image is decoded in memory, searched with and forgotten: nothing is "
+        "stored. `next` is the URL to POST the same image to for the next page."
+    ),
+)
+def search_by_image(request, image: File[UploadedFile], params: Form[ImageQuery]):
+    # Paging and filters may also come in the query string: that is how `next` carries them.
+    try:
+        params = ImageQuery.model_validate({**request.GET.dict(), **params.model_dump(exclude_unset=True)})
+    except pydantic.ValidationError as exc:
+        raise HttpError(400, _describe(exc.errors())) from exc
+    decoded = decode(image.file)
+    return _search(
+        request,
+        params,
+        functools.partial(selectors.image_search_by_image, decoded.image, filters=params.filters()),
+    )
+
+
+@decorate_view(with_server_timing)
+@api.get(
+    "/images/{image_id}/similar", response={200: Page, **ERRORS}, summary="Images similar to one in the collection"
+)
+def similar_images(request, image_id: int, params: Query[ImageQuery]):
+    """The images nearest to image ``image_id``, itself excluded; the filters apply too."""
+    image = selectors.embedded_image_get(pk=image_id)
+    if image is None:
+        raise Http404(f"No image {image_id} in the collection.")
+    return _search(request, params, functools.partial(selectors.image_search_similar, image, filters=params.filters()))

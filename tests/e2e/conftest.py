@@ -1,0 +1,89 @@
+"""Browser tests: Playwright driving Debian's Chromium against pytest-django's live_server."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = ROOT / "var" / "screenshots"
+DESKTOP = {"viewport": {"width": 1366, "height": 900}}
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _allow_orm_beside_playwright():
+    """Playwright's sync API runs an event loop in this thread, and Django refuses ORM calls beside one.
+
+    Allowed for these tests only: the variable must not reach other tests' subprocesses
+    (``manage.py check --deploy`` rightly fails when it is set).
+    """
+    patch = pytest.MonkeyPatch()
+    patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    yield
+    patch.undo()
+
+
+@pytest.fixture(scope="module")
+def browser(_allow_orm_beside_playwright):
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: scripts/setup --browser installs Debian's chromium.")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(browser):
+    """open_page(phone=False) -> a fresh page at a desktop (1366x900) or phone (390x844) viewport."""
+    contexts = []
+
+    def open_page(*, phone: bool = False):
+        context = browser.new_context(**(PHONE if phone else DESKTOP))
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def screenshot():
+    """screenshot(page, name): saved under var/screenshots/ on every run, for people to look at."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def screenshot(page, name: str, *, full_page: bool = False) -> Path:
+        path = SCREENSHOTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=full_page)
+        return path
+
+    return screenshot
+
+
+@pytest.fixture
+def gallery(transactional_db, live_server):
+    """60 committed images (the live server reads them from its own connection) in three folders."""
+    from tests.search.conftest import aware
+    from tests.search.factories import make_images
+
+    return (
+        make_images(30, start=100, folder="holidays/2023", taken=aware(2023, 7, 1, 12))
+        + make_images(20, start=130, folder="holidays/2024", fmt="PNG", taken=aware(2024, 6, 1, 12))
+        + make_images(10, start=150, folder="work", taken=aware(2022, 3, 1, 12))
+    )

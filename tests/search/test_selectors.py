@@ -1,0 +1,26 @@
+import pytest
+from django.db import connection
+
+from search import selectors
+from tests.search.factories import make_images
+
+
+@pytest.mark.django_db(transaction=True)
+def test_search_settings_stay_inside_the_search_transaction():
+    make_images(30)
+    selectors.image_search_by_text("a cat", limit=24, offset=200)  # ef_search 224, iterative scan on
+    selectors.image_search_by_text("a cat", limit=5, filters=selectors.ImageFilters(format="PNG"))  # exact
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('hnsw.ef_search'), current_setting('hnsw.iterative_scan'),"
+            " current_setting('enable_indexscan')"
+        )
+        assert cursor.fetchone() == ("40", "off", "on")  # pgvector's and PostgreSQL's defaults
+
+
+def test_a_cursor_reads_back_what_it_wrote_and_nothing_else():
+    cursor = selectors.Cursor(0.123456789012345678, 42)
+    assert selectors.Cursor.parse(str(cursor)) == cursor
+    for bad in ("", "0.5", "nan_3", "0.5_x", "0.5_0", "inf_2"):
+        with pytest.raises(ValueError):
+            selectors.Cursor.parse(bad)

@@ -1,8 +1,9 @@
 """The JSON API (django-ninja), mounted at /api/: the same searches as the page, for programs.
 
 Every answer is ``{"results": [...], "next": url | null}`` ordered by score (cosine similarity,
-1 - cosine distance), or ``{"error": "..."}`` with 400, 401, 404, 413 or 503. ``limit`` above
+1 - cosine distance), or ``{"error": "..."}`` with 400, 401, 404, 413, 429 or 503. ``limit`` above
 100 is refused (400), not clamped: a client that asks for more should know it did not get it.
+Search by image is rate-limited per client (429 with a Retry-After header, in seconds).
 """
 
 from __future__ import annotations
@@ -10,10 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import re
+from typing import Annotated
 
 import pydantic
 from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
 from django.http import Http404, HttpRequest, JsonResponse, QueryDict
+from django.http.multipartparser import MultiPartParserError
 from ninja import Field, File, Form, NinjaAPI, Query, Schema
 from ninja.decorators import decorate_view
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -22,7 +27,7 @@ from ninja.files import UploadedFile
 from gallery.imaging import UnreadableImage, decode
 from gallery.models import Image
 
-from . import embeddings, selectors, timing, uploads
+from . import embeddings, selectors, throttle, timing, uploads
 from .forms import MAX_QUERY_LENGTH
 
 logger = logging.getLogger(__name__)
@@ -53,6 +58,27 @@ api = NinjaAPI(
 # Schemas
 
 
+def _no_null_characters(value: str) -> str:
+    # PostgreSQL text cannot hold NUL (a filter with one would fail in the database); the page's
+    # forms refuse it too (Django's ProhibitNullCharactersValidator), with the same words.
+    if "\x00" in value:
+        raise ValueError("Null characters are not allowed.")
+    return value
+
+
+Text = Annotated[str, pydantic.AfterValidator(_no_null_characters)]
+
+
+def _iso_date(value):
+    # The schema says YYYY-MM-DD; pydantic alone would also take a number as a Unix time ("0": 1970-01-01).
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("Input should be a date as YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[dt.date, pydantic.BeforeValidator(_iso_date)]
+
+
 class Result(Schema):
     id: int
     score: float = Field(description="Cosine similarity to the query, 1 - cosine distance; higher is nearer.")
@@ -75,7 +101,7 @@ class Error(Schema):
 class Paging(Schema):
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"At most {MAX_LIMIT}; more is a 400.")
     offset: int = Field(0, ge=0, le=selectors.SEARCH_MAX_DEPTH, description="Results to skip.")
-    after: str = Field(
+    after: Text = Field(
         "",
         max_length=64,
         description="Where the previous page ended; `next` carries it, so that no result comes twice.",
@@ -91,10 +117,10 @@ class Paging(Schema):
 
 
 class Filters(Schema):
-    path_prefix: str = Field("", max_length=1024, description="Only images whose path starts with this.")
-    date_from: dt.date | None = Field(None, description="Taken on or after this day (EXIF date, else file time).")
-    date_to: dt.date | None = Field(None, description="Taken on or before this day.")
-    format: str = Field("", max_length=16, description="JPEG, PNG, WEBP, HEIF, ...")
+    path_prefix: Text = Field("", max_length=1024, description="Only images whose path starts with this.")
+    date_from: Day | None = Field(None, description="Taken on or after this day (EXIF date, else file time).")
+    date_to: Day | None = Field(None, description="Taken on or before this day.")
+    format: Text = Field("", max_length=16, description="JPEG, PNG, WEBP, HEIF, ...")
 
     def filters(self) -> selectors.ImageFilters:
         return selectors.ImageFilters(
@@ -103,7 +129,7 @@ class Filters(Schema):
 
 
 class TextQuery(Paging, Filters):
-    q: str = Field(..., description=f"What to look for, in any language (at most {MAX_QUERY_LENGTH} characters).")
+    q: Text = Field(..., description=f"What to look for, in any language (at most {MAX_QUERY_LENGTH} characters).")
 
 
 class ImageQuery(Paging, Filters):
@@ -111,6 +137,8 @@ class ImageQuery(Paging, Filters):
 
 
 ERRORS = {400: Error, 401: Error, 404: Error, 413: Error, 503: Error}
+# Only search by image is rate-limited (search/throttle.py).
+IMAGE_ERRORS = {**ERRORS, 429: Error}
 
 
 # Errors: always {"error": "..."}
@@ -154,6 +182,13 @@ def _unreadable(request, exc: UnreadableImage):
 @api.exception_handler(uploads.UploadTooLarge)
 def _too_large(request, exc: uploads.UploadTooLarge):
     return _error(request, str(exc), 413)
+
+
+@api.exception_handler(throttle.Throttled)
+def _throttled(request, exc: throttle.Throttled):
+    response = _error(request, str(exc), 429)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 # Helpers
@@ -223,6 +258,12 @@ def in_memory_upload(run):
             uploads.check(handler)
         except uploads.UploadTooLarge as exc:
             return JsonResponse({"error": str(exc)}, status=413)
+        except (MultiPartParserError, SuspiciousOperation) as exc:
+            # A body that is not multipart form data (or too many fields): Django's own answer
+            # would be its HTML 400 page; the API answers in JSON, as the schema says.
+            if isinstance(exc, SuspiciousOperation):
+                logging.getLogger(f"django.security.{exc.__class__.__name__}").error("%s", exc)
+            return JsonResponse({"error": f"The form data cannot be read: {exc}"}, status=400)
         return run(request, *args, **kwargs)
 
     return wrapped
@@ -249,12 +290,13 @@ def search_by_text(request, params: Query[TextQuery]):
 @decorate_view(in_memory_upload, with_server_timing)
 @api.post(
     "/search/image",
-    response={200: Page, **ERRORS},
+    response={200: Page, **IMAGE_ERRORS},
     summary="Search by an example image",
     description=(
         "Multipart: the image in the field `image`, with `limit`, `offset` and the filters as form fields "
         "(or query parameters). The image is decoded in memory, searched with and forgotten: nothing is "
-        "stored. `next` is the URL to POST the same image to for the next page."
+        "stored. `next` is the URL to POST the same image to for the next page. Rate-limited per client: "
+        "over the limit, 429 with a `Retry-After` header (seconds)."
     ),
 )
 def search_by_image(request, image: File[UploadedFile], params: Form[ImageQuery]):
@@ -263,11 +305,15 @@ def search_by_image(request, image: File[UploadedFile], params: Form[ImageQuery]
         params = ImageQuery.model_validate({**request.GET.dict(), **params.model_dump(exclude_unset=True)})
     except pydantic.ValidationError as exc:
         raise HttpError(400, _describe(exc.errors())) from exc
-    decoded = decode(image.file)
+    # Decoding and encoding are the expensive part: throttled; the database query that follows is not.
+    with throttle.image_search(request):
+        decoded = decode(image.file)
+        with timing.measure("encode"):
+            vector = embeddings.encode_images([decoded.image])[0]
     return _search(
         request,
         params,
-        functools.partial(selectors.image_search_by_image, decoded.image, filters=params.filters()),
+        functools.partial(selectors.image_search_by_vector, vector, filters=params.filters()),
     )
 
 

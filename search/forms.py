@@ -41,11 +41,12 @@ def vector_from_token(token: str) -> np.ndarray:
         raise ValueError("not a query vector") from exc
     if len(raw) != settings.EMBEDDING_DIMENSIONS * 4:
         raise ValueError("not a query vector")
-    vector = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+    # The norm in float64: in float32 the squares of tiny components vanish and of huge ones overflow.
+    vector = np.frombuffer(raw, dtype="<f4").astype(np.float64)
     norm = float(np.linalg.norm(vector))
     if not np.isfinite(norm) or norm == 0:
         raise ValueError("not a query vector")
-    return vector / norm
+    return (vector / norm).astype(np.float32)
 
 
 class CursorField(forms.CharField):
@@ -133,7 +134,8 @@ class SearchForm(FilterForm):
     def clean_trail(self) -> list[int]:
         ids = []
         for part in self.cleaned_data["trail"].split(","):
-            if part.strip().isdigit():
+            # isdecimal, not isdigit: "²" is a digit that int() refuses.
+            if part.strip().isdecimal():
                 ids.append(int(part))
         return ids[-MAX_TRAIL:]
 

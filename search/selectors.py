@@ -108,7 +108,7 @@ class ImageFilters:
             queryset = queryset.filter(path__startswith=prefix)
         if self.date_from:
             queryset = queryset.filter(taken_at__gte=_start_of_day(self.date_from))
-        if self.date_to:
+        if self.date_to and self.date_to < dt.date.max:  # the last day there is has no day after it
             queryset = queryset.filter(taken_at__lt=_start_of_day(self.date_to + dt.timedelta(days=1)))
         if self.format:
             name = self.format.strip().upper()

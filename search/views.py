@@ -8,6 +8,7 @@ Plain GETs and a multipart POST that work without JavaScript; static/js/search.j
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import logging
 
@@ -22,7 +23,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from gallery.models import Image
 
-from . import embeddings, selectors, timing, uploads
+from . import embeddings, selectors, throttle, timing, uploads
 from .embeddings import ModelUnavailable
 from .forms import ImageSearchForm, SearchForm, vector_to_token
 
@@ -206,9 +207,17 @@ def _image_search(request):
         handler = uploads.install(request)
         return _image_search_checked(request, handler)
     except uploads.UploadTooLarge as exc:
-        context = _base_context(SearchForm())
-        context.update(message=str(exc), message_kind="error")
-        return _render(request, context, status=413)
+        return _image_search_refused(request, str(exc), status=413)
+    except throttle.Throttled as exc:
+        response = _image_search_refused(request, str(exc), status=429)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+
+
+def _image_search_refused(request, message: str, *, status: int):
+    context = _base_context(SearchForm())
+    context.update(message=message, message_kind="error")
+    return _render(request, context, status=status)
 
 
 @csrf_protect
@@ -219,26 +228,30 @@ def _image_search_checked(request, handler):
     if selectors.collection_is_empty():
         context["message"] = EMPTY_COLLECTION
         return _render(request, context)
-    if not form.is_valid():
-        context["message"] = " ".join(" ".join(errors) for errors in form.errors.values())
-        context["message_kind"] = "error"
-        return _render(request, context, status=400)
+    # Decoding (in the form) and encoding an upload are what image search costs, so they are
+    # throttled (Throttled: see _image_search); the next page carries the vector and is free.
+    guard = throttle.image_search(request) if request.FILES.get("image") else contextlib.nullcontext()
+    with guard:
+        if not form.is_valid():
+            context["message"] = " ".join(" ".join(errors) for errors in form.errors.values())
+            context["message_kind"] = "error"
+            return _render(request, context, status=400)
+        decoded = form.cleaned_data["image"]
+        try:
+            if decoded is not None:
+                with timing.measure("encode"):
+                    vector = embeddings.encode_images([decoded.image])[0]
+            else:
+                vector = form.cleaned_data["vector"]
+        except ModelUnavailable as exc:
+            context.update(message=_unavailable_message(request, exc), message_kind="error")
+            return _render(request, context, status=503)
 
     data = form.cleaned_data
     filters = form.filters()
     filter_params = form.filter_params()
     offset = data["offset"] or 0
     limit = selectors.page_limit(limit=settings.SEARCH_PAGE_SIZE, offset=offset)
-    decoded = data["image"]
-    try:
-        if decoded is not None:
-            with timing.measure("encode"):
-                vector = embeddings.encode_images([decoded.image])[0]
-        else:
-            vector = data["vector"]
-    except ModelUnavailable as exc:
-        context.update(message=_unavailable_message(request, exc), message_kind="error")
-        return _render(request, context, status=503)
     results = selectors.image_search_by_vector(
         vector, limit=limit + 1, offset=offset, after=data["after"], filters=filters
     )

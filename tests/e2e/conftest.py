@@ -69,6 +69,15 @@ def screenshot():
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     def screenshot(page, name: str, *, full_page: bool = False) -> Path:
+        # Lazy thumbnails load as they scroll into view: load them all first, so the picture shows
+        # the page as a person sees it once it has settled, not grey boxes still on their way.
+        page.evaluate(
+            """() => Promise.all([...document.images].map(img => {
+                img.loading = "eager";
+                return img.decode().catch(() => null);
+            }))"""
+        )
+        page.evaluate("document.fonts.ready")
         path = SCREENSHOTS / f"{name}.png"
         page.screenshot(path=str(path), full_page=full_page)
         return path

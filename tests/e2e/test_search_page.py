@@ -33,7 +33,6 @@ def test_type_a_query_and_see_results(open_page, live_server, gallery, screensho
         assert page.locator(".results .result").count() == 24
         assert page.locator(".results .score").first.inner_text().startswith("0.")
         assert "q=ein+roter+Hund+am+Strand" in page.url
-        page.evaluate("document.fonts.ready")
         screenshot(page, f"results-{'phone' if phone else 'desktop'}")
         screenshot(page, f"results-{'phone' if phone else 'desktop'}-full", full_page=True)
 

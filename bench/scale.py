@@ -7,7 +7,7 @@ held-out queries measures single-connection p50/p95 latency and recall@10 agains
 (numpy brute force over the same vectors) at several ef_search values, plus throughput with
 concurrent connections. One JSON line per configuration.
 
-    .venv/bin/python bench/scale.py --rows 1000000 --storage vector halfvec
+    .venv/bin/python bench/scale.py --rows 1000000 --storage vector [--data clip-like] [--ef 100,300,400]
 """
 
 from __future__ import annotations
@@ -141,6 +141,14 @@ def main() -> None:
     parser.add_argument(
         "--spread", type=float, default=0.03, help="per-dimension cluster noise (0.03: cos ~0.7 within a cluster)"
     )
+    parser.add_argument(
+        "--data",
+        default="clusters",
+        choices=["clusters", "clip-like"],
+        help="clusters: isotropic Gaussian clusters (--clusters, --spread); clip-like: bench/search.py's generator "
+        "calibrated to CLIP ViT-B/32 image embeddings (a common direction, clusters of very different sizes, "
+        "variance decaying like 1/rank), with --clusters clusters",
+    )
     parser.add_argument("--storage", default="vector", choices=["vector", "halfvec"])
     parser.add_argument("--ef", default="40,100,200")
     parser.add_argument("--concurrency", type=int, default=8)
@@ -150,7 +158,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep the loaded table if it has --rows rows")
     args = parser.parse_args()
 
-    database = f"bench_scale_{args.storage}"
+    database = f"bench_scale_{args.storage}" + ("_cliplike" if args.data == "clip-like" else "")
     setup_django(database, args.storage)
     from django.core.management import call_command
     from django.db import connection
@@ -159,9 +167,28 @@ def main() -> None:
     from gallery.services import images_copy
 
     call_command("migrate", verbosity=0)
-    data = clustered_vectors(args.rows, 512, args.clusters, seed=1, spread=args.spread)
-    queries = clustered_vectors(args.rows + args.queries, 512, args.clusters, seed=1, spread=args.spread)[args.rows :]
-    result = {"storage": args.storage, "rows": args.rows, "queries": args.queries, "cpu_count": os.cpu_count()}
+    if args.data == "clip-like":
+        from bench.search import clip_like
+
+        # One draw of rows + queries: the queries are fresh points of the same clusters.
+        drawn = clip_like(args.rows + args.queries, seed=1, clusters=args.clusters).vectors
+        data, queries = drawn[: args.rows], drawn[args.rows :]
+        del drawn
+    else:
+        data = clustered_vectors(args.rows, 512, args.clusters, seed=1, spread=args.spread)
+        queries = clustered_vectors(args.rows + args.queries, 512, args.clusters, seed=1, spread=args.spread)[
+            args.rows :
+        ]
+    result = {
+        "storage": args.storage,
+        "data": args.data,
+        "rows": args.rows,
+        "queries": args.queries,
+        "cpu_count": os.cpu_count(),
+    }
+    # How hard the data is for an index: the median cosine of a query to its nearest row.
+    sample = np.max(queries[:200] @ data.T, axis=1)
+    result["nearest_cosine_p50"] = round(float(np.median(sample)), 3)
 
     if not (args.reuse and Image.objects.count() == args.rows):
         with connection.cursor() as cursor:

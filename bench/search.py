@@ -21,7 +21,7 @@
 
 Prints one JSON line.
 
-    .venv/bin/python bench/search.py [--rows 100000] [--queries 300]
+    .venv/bin/python bench/search.py [--rows 100000] [--queries 300] [--ef-search 300] [--backend onnx]
 """
 
 from __future__ import annotations
@@ -216,18 +216,24 @@ def load(vectors: np.ndarray, labels: np.ndarray, *, seed: int) -> float:
             "embedding, embedding_model, state, error, created_at, updated_at"
         )
         types = ["int8", "varchar", "varchar", "varchar", "varchar", "int4", "int4", "varchar", "int8"]
-        types += ["timestamptz", "vector", "varchar", "varchar", "text", "timestamptz", "timestamptz"]
+        # The column's own type (float32 vector or float16 halfvec, VECTOR_STORAGE at migrate time).
+        from pgvector import HalfVector
+
+        from gallery.management.commands.vector_storage import column_storage
+
+        storage = column_storage()
+        as_value = HalfVector if storage == "halfvec" else (lambda vector: vector)
+        types += ["timestamptz", storage, "varchar", "varchar", "text", "timestamptz", "timestamptz"]
         import datetime as dt
 
         stamp = dt.datetime.fromtimestamp(now, dt.UTC)
+        fixed = ["bench", "embedded", "", stamp, stamp]
         with conn.cursor() as cursor, cursor.copy(f"COPY gallery_image ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(types)
             for i, (vector, label) in enumerate(zip(vectors, labels, strict=True)):
                 taken = stamp - dt.timedelta(hours=i)
                 names = [f"{i:064x}", f"bench/{i}.jpg", f"bench/t{i}.jpg", f"topic{label % 50}/{i:06d}.jpg"]
-                copy.write_row(
-                    [i + 1, *names, 4000, 3000, "JPEG", 2_400_000, taken, vector, "bench", "embedded", "", stamp, stamp]
-                )
+                copy.write_row([i + 1, *names, 4000, 3000, "JPEG", 2_400_000, taken, as_value(vector), *fixed])
         conn.execute("SELECT setval(pg_get_serial_sequence('gallery_image', 'id'), %s)", [len(vectors)])
         # The whole graph in memory makes the build fast; one parallel worker beside the leader.
         conn.execute("SET maintenance_work_mem = '2GB'")
@@ -317,9 +323,12 @@ def main() -> None:
     parser.add_argument("--db", default="bench_search", help="embedded database name (without DATABASE_URL)")
     parser.add_argument("--models", type=Path, default=ROOT / "var" / "models-full")
     parser.add_argument("--ef-search", type=int, help="HNSW_EF_SEARCH for this run (default: the setting's)")
+    parser.add_argument("--backend", help="EMBEDDING_BACKEND for the server (default: the environment's, else torch)")
     args = parser.parse_args()
     if args.ef_search:
         os.environ["HNSW_EF_SEARCH"] = str(args.ef_search)
+    if args.backend:
+        os.environ["EMBEDDING_BACKEND"] = args.backend  # the settings read it; gunicorn inherits it
 
     if not (args.models / "text" / "modules.json").exists():
         sys.exit(
@@ -412,6 +421,7 @@ def main() -> None:
                 "queries": args.queries,
                 "limit": args.limit,
                 "ef_search": settings.HNSW_EF_SEARCH,
+                "backend": settings.EMBEDDING_BACKEND,
                 "cpu_count": os.cpu_count(),
                 "server": "gunicorn config/gunicorn.conf.py, 1 worker (gthread), keep-alive HTTP on 127.0.0.1",
                 "generate_s": round(generate_s, 1),

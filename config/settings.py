@@ -128,7 +128,20 @@ IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=100_000_000)
 
 # Search
 SEARCH_PAGE_SIZE = env.int("SEARCH_PAGE_SIZE", default=24)
-HNSW_EF_SEARCH = env.int("HNSW_EF_SEARCH", default=100)
+# HNSW candidates per query (raised for deep pages, up to 1000). 300, not pgvector's 40 or a common
+# 100: text queries sit far from every image vector (CLIP's modality gap) and the graph walk finds
+# their neighbours less well; 300 is the lowest value measured with recall@10 >= 0.95 for them
+# (bench/README.md, "Search" and "Scale": 0.96 at 100,000 rows, 0.98 for image queries at 1,000,000,
+# p50 7 ms there).
+HNSW_EF_SEARCH = env.int("HNSW_EF_SEARCH", default=300)
+# Search by image runs the image model, so it is limited (search/throttle.py): this many per client
+# ("20/minute", "100/hour"; 0 or empty: no limit), counted in the default cache. Django's default
+# cache is per process, so with several gunicorn workers a client gets up to workers x the rate.
+IMAGE_SEARCH_RATE = env.str("IMAGE_SEARCH_RATE", default="20/minute")
+# Images decoded and encoded at once per process (0: no cap); a search that finds no free slot
+# within IMAGE_SEARCH_QUEUE_TIMEOUT seconds is refused with a 429 rather than queued.
+IMAGE_SEARCH_CONCURRENCY = env.int("IMAGE_SEARCH_CONCURRENCY", default=2)
+IMAGE_SEARCH_QUEUE_TIMEOUT = env.float("IMAGE_SEARCH_QUEUE_TIMEOUT", default=2.0)
 
 LOGGING = {
     "version": 1,
@@ -174,13 +187,20 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", defa
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many proxies in front of the site append to X-Forwarded-For (0: none, the header is ignored).
+# The image search rate counts per client address: behind a proxy REMOTE_ADDR is the proxy's, and
+# without a proxy anyone could write X-Forwarded-For to look like a new client on every request.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 # Search may be public; set this to require a login for it (the admin always requires staff).
 SEARCH_REQUIRES_LOGIN = env.bool("SEARCH_REQUIRES_LOGIN", default=False)
 LOGIN_URL = "admin:login"
 
 # How vectors are stored: "vector" (float32) or "halfvec" (float16: half the table and index).
 # Convert an existing table with `manage.py vector_storage halfvec` (or `vector`).
-VECTOR_STORAGE = env.str("VECTOR_STORAGE", default="vector")
+# halfvec by default: at 1,000,000 rows it halves the table (1.3 GB, not 2.8) and the index (1.3 GB,
+# not 2.6) with the same recall@10 and latency (bench/README.md, "Scale"); CLIP's cosines need no
+# more than float16's three decimal digits. The query vector adapts to whatever the column holds.
+VECTOR_STORAGE = env.str("VECTOR_STORAGE", default="halfvec")
 # Memory and parallel workers PostgreSQL may use to build the HNSW index.
 HNSW_BUILD_MEMORY = env.str("HNSW_BUILD_MEMORY", default="1GB")
 HNSW_BUILD_WORKERS = env.int("HNSW_BUILD_WORKERS", default=2)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from gallery.models import Image
@@ -16,7 +17,8 @@ def test_vector_extension_and_hnsw_index_exist():
         )
         (indexdef,) = cursor.fetchone()
     assert "USING hnsw" in indexdef
-    assert "vector_cosine_ops" in indexdef
+    # halfvec_cosine_ops or vector_cosine_ops, as VECTOR_STORAGE says (the column too).
+    assert f"(embedding {settings.VECTOR_STORAGE}_cosine_ops)" in indexdef
     assert "m='16'" in indexdef and "ef_construction='64'" in indexdef
 
 

@@ -23,7 +23,19 @@ def run(*args) -> str:
     return out.getvalue()
 
 
+@pytest.fixture(autouse=True)
+def _column_restored():
+    """These tests convert the test database's column (DDL outlives transactions): put it back after."""
+    before = column_storage()
+    yield
+    if column_storage() != before:
+        run(before)
+
+
 def test_converting_to_halfvec_and_back_keeps_every_vector_and_the_index(settings):
+    # A site that stores float32 vectors (made before halfvec was the default), converted and back.
+    settings.VECTOR_STORAGE = "vector"
+    run("vector")
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((2500, 512)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -90,21 +102,17 @@ def test_a_fresh_database_is_created_with_the_configured_storage():
 def test_binary_copy_loads_vectors_exactly_and_upserts(storage):
     from gallery.services import images_copy
 
-    if storage == "halfvec":
-        run("halfvec")
-    try:
-        rng = np.random.default_rng(1)
-        vectors = rng.standard_normal((300, 512)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        shas = [f"{i:064x}" for i in range(300)]
-        paths = [f"folder/{'x' * (i % 7)}{i}.jpg" for i in range(300)]
-        assert images_copy(sha256s=shas, paths=paths, vectors=vectors, model_id="bench") == 300
-        assert images_copy(sha256s=shas[:10], paths=paths[:10], vectors=vectors[:10], model_id="bench") == 10
-        assert Image.objects.count() == 300
-        row = Image.objects.get(sha256=shas[123])
-        assert row.path == paths[123] and row.state == "embedded" and row.embedding_model == "bench"
-        tolerance = 1e-3 if storage == "halfvec" else 0
-        np.testing.assert_allclose(np.asarray(row.embedding, dtype=np.float32), vectors[123], atol=tolerance)
-    finally:
-        if storage == "halfvec":
-            run("vector")
+    run(storage)
+    assert column_storage() == storage
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((300, 512)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    shas = [f"{i:064x}" for i in range(300)]
+    paths = [f"folder/{'x' * (i % 7)}{i}.jpg" for i in range(300)]
+    assert images_copy(sha256s=shas, paths=paths, vectors=vectors, model_id="bench") == 300
+    assert images_copy(sha256s=shas[:10], paths=paths[:10], vectors=vectors[:10], model_id="bench") == 10
+    assert Image.objects.count() == 300
+    row = Image.objects.get(sha256=shas[123])
+    assert row.path == paths[123] and row.state == "embedded" and row.embedding_model == "bench"
+    tolerance = 1e-3 if storage == "halfvec" else 0
+    np.testing.assert_allclose(np.asarray(row.embedding, dtype=np.float32), vectors[123], atol=tolerance)

@@ -98,6 +98,9 @@ def exact_ranking(query: np.ndarray, *, queryset=None) -> list[int]:
     ids = np.array([pk for pk, _ in rows])
     matrix = np.stack([np.asarray(v, dtype=np.float32) for _, v in rows])
     matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    if settings.VECTOR_STORAGE == "halfvec":
+        # The query becomes a halfvec in the database too (it takes the column's type): round it alike.
+        query = np.asarray(query, dtype=np.float16).astype(np.float32)
     q = query / np.linalg.norm(query)
     scores = matrix @ q
     order = np.lexsort((ids, -scores))

@@ -94,13 +94,14 @@ def test_text_image_similar_and_filtered_searches_run_on_the_hnsw_index(big_coll
 
 
 @pytest.mark.django_db
-def test_ef_search_covers_the_page_within_a_cap(big_collection):
+def test_ef_search_covers_the_page_within_a_cap(big_collection, settings):
+    settings.HNSW_EF_SEARCH = 100
     query = _unit_vectors(1, seed=9)[0]
     for offset, expected in ((0, 100), (200, 224), (990, 1000)):
         with CaptureQueriesContext(connection) as captured:
             selectors.image_search_by_vector(query, limit=24, offset=offset)
-        settings = next(q["sql"] for q in captured.captured_queries if "set_config" in q["sql"])
-        assert f"'hnsw.ef_search', '{expected}'" in settings
+        sql = next(q["sql"] for q in captured.captured_queries if "set_config" in q["sql"])
+        assert f"'hnsw.ef_search', '{expected}'" in sql
 
 
 @pytest.mark.django_db
@@ -115,9 +116,10 @@ def test_a_small_filtered_set_is_searched_exactly(big_collection):
 
 
 @pytest.mark.django_db
-def test_a_narrow_filter_on_the_index_still_fills_its_pages(big_collection, monkeypatch):
+def test_a_narrow_filter_on_the_index_still_fills_its_pages(big_collection, monkeypatch, settings):
     # Force the index path for the 10% in "rare/": without iterative scans, ef_search=100
     # candidates hold about 10 of them, and the page would come back with 10, not 24.
+    settings.HNSW_EF_SEARCH = 100
     monkeypatch.setattr(selectors, "EXACT_SEARCH_MAX_ROWS", 10)
     query = _unit_vectors(1, seed=6)[0]
     filters = selectors.ImageFilters(path_prefix="rare")

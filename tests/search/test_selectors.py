@@ -6,7 +6,8 @@ from tests.search.factories import make_images
 
 
 @pytest.mark.django_db(transaction=True)
-def test_search_settings_stay_inside_the_search_transaction():
+def test_search_settings_stay_inside_the_search_transaction(settings):
+    settings.HNSW_EF_SEARCH = 100
     make_images(30)
     selectors.image_search_by_text("a cat", limit=24, offset=200)  # ef_search 224, iterative scan on
     selectors.image_search_by_text("a cat", limit=5, filters=selectors.ImageFilters(format="PNG"))  # exact

@@ -40,7 +40,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.search import Client, clip_like, free_port, load, queries, setup_django, wait_ready  # noqa: E402
+from bench.search import (  # noqa: E402
+    Client,
+    clip_like,
+    free_port,
+    load,
+    queries,
+    setup_django,
+    start_server,
+    wait_ready,
+)
 
 # Runs in every wrk thread: rotate through the request list, each thread from its own place.
 WRK_SCRIPT = """
@@ -117,20 +126,6 @@ def query_image_bodies(folder: Path, count: int) -> list[Path]:
         path.write_bytes(body)
         paths.append(path)
     return paths
-
-
-def start_gunicorn(port: int, env: dict[str, str]) -> subprocess.Popen:
-    command = [
-        str(ROOT / ".venv" / "bin" / "gunicorn"),
-        "-c",
-        str(ROOT / "config" / "gunicorn.conf.py"),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--access-logfile",
-        "/dev/null",
-        "config.wsgi",
-    ]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
 
 
 def warm_every_worker(port: int, server: subprocess.Popen, workers: int) -> None:
@@ -241,7 +236,7 @@ def main() -> None:
             generate(photos, args.ingest, 4000, 3000)
 
         port = free_port()
-        server = start_gunicorn(port, os.environ.copy())
+        server = start_server(port, workers=None)
         ingest = None
         try:
             warm_every_worker(port, server, workers)

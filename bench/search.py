@@ -250,20 +250,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(port: int) -> subprocess.Popen:
-    command = [
-        str(ROOT / ".venv" / "bin" / "gunicorn"),
-        "-c",
-        str(ROOT / "config" / "gunicorn.conf.py"),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "1",
-        "--access-logfile",
-        "/dev/null",
-        "config.wsgi",
-    ]
-    return subprocess.Popen(command, cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL)
+def start_server(port: int, *, workers: int | None = 1) -> subprocess.Popen:
+    """gunicorn with config/gunicorn.conf.py on 127.0.0.1:port (``workers=None``: the config's number)."""
+    command = [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", str(ROOT / "config" / "gunicorn.conf.py")]
+    command += ["--bind", f"127.0.0.1:{port}", "--access-logfile", "/dev/null"]
+    if workers:
+        command += ["--workers", str(workers)]
+    return subprocess.Popen([*command, "config.wsgi"], cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL)
 
 
 class Client:

@@ -233,20 +233,6 @@ def _search(request, params: Paging, search) -> dict:
     return {"results": [_result(image) for image in results[:limit]], "next": next_url}
 
 
-def with_server_timing(run):
-    """Time the operation (model, database) into a Server-Timing header."""
-
-    @functools.wraps(run)
-    def wrapped(request, *args, **kwargs):
-        with timing.collect() as timings:
-            response = run(request, *args, **kwargs)
-        if timings:
-            response["Server-Timing"] = timing.server_timing(timings)
-        return response
-
-    return wrapped
-
-
 def in_memory_upload(run):
     """Read the operation's upload into memory only (never a temporary file); over UPLOAD_MAX_BYTES is a 413."""
 
@@ -272,7 +258,7 @@ def in_memory_upload(run):
 # Endpoints (decorate_view wraps ninja's own handling, so these run before it parses the request)
 
 
-@decorate_view(with_server_timing)
+@decorate_view(timing.with_server_timing)
 @api.get("/search", response={200: Page, **ERRORS}, summary="Search by text, in any language")
 def search_by_text(request, params: Query[TextQuery]):
     q = params.q.strip()
@@ -287,7 +273,7 @@ def search_by_text(request, params: Query[TextQuery]):
     )
 
 
-@decorate_view(in_memory_upload, with_server_timing)
+@decorate_view(in_memory_upload, timing.with_server_timing)
 @api.post(
     "/search/image",
     response={200: Page, **IMAGE_ERRORS},
@@ -317,7 +303,7 @@ def search_by_image(request, image: File[UploadedFile], params: Form[ImageQuery]
     )
 
 
-@decorate_view(with_server_timing)
+@decorate_view(timing.with_server_timing)
 @api.get(
     "/images/{image_id}/similar", response={200: Page, **ERRORS}, summary="Images similar to one in the collection"
 )

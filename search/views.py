@@ -47,20 +47,6 @@ def search_access(view):
     return wrapped
 
 
-def with_server_timing(view):
-    """Time the search (model and database) and say so in a Server-Timing header."""
-
-    @functools.wraps(view)
-    def wrapped(request, *args, **kwargs):
-        with timing.collect() as timings:
-            response = view(request, *args, **kwargs)
-        if timings:
-            response["Server-Timing"] = timing.server_timing(timings)
-        return response
-
-    return wrapped
-
-
 def _unavailable_message(request, exc: ModelUnavailable) -> str:
     logger.error("search model unavailable: %s", exc)
     message = "Search is unavailable right now: the model could not be loaded. Please try again later."
@@ -101,7 +87,7 @@ def _render(request, context: dict, *, status: int = 200):
 
 @csrf_exempt  # checked by csrf_protect below, once the upload handler is in place
 @search_access
-@with_server_timing
+@timing.with_server_timing
 @vary_on_headers("X-Partial")
 def index(request):
     """The search page: GET a text query or the walk; POST an example image."""

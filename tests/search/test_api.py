@@ -6,7 +6,7 @@ from django.test import Client
 
 from gallery.models import Image
 from search import embeddings
-from tests.search.factories import exact_ranking, image_bytes, vector_of
+from tests.search.factories import as_compared, cosine, exact_ranking, image_bytes, vector_of
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +60,7 @@ def test_text_search_answers_the_contract(client, collection):
     assert [r["id"] for r in results] == exact_ranking(query)[:20]
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True)
-    expected = [float(vector_of(by_id[r["id"]]) @ query) for r in results]
+    expected = [cosine(vector_of(by_id[r["id"]]), as_compared(query)) for r in results]
     np.testing.assert_allclose(scores, expected, atol=1e-5)
     assert body["next"].startswith("http://testserver/api/search?")
 

@@ -13,6 +13,7 @@ concurrent connections. One JSON line per configuration.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -156,9 +157,13 @@ def main() -> None:
     parser.add_argument("--build-workers", type=int, default=2)
     parser.add_argument("--build-memory", default="8GB")
     parser.add_argument("--reuse", action="store_true", help="keep the loaded table if it has --rows rows")
+    parser.add_argument("--m", type=int, help="HNSW m for the build (default: the migration's)")
+    parser.add_argument("--ef-construction", type=int, help="HNSW ef_construction (default: the migration's)")
     args = parser.parse_args()
 
     database = f"bench_scale_{args.storage}" + ("_cliplike" if args.data == "clip-like" else "")
+    if args.m or args.ef_construction:  # another graph: a table of its own, so the default one is kept
+        database += f"_m{args.m or ''}_ef{args.ef_construction or ''}"
     setup_django(database, args.storage)
     from django.core.management import call_command
     from django.db import connection
@@ -206,7 +211,9 @@ def main() -> None:
                 model_id="bench",
             )
         result["load_s"] = round(time.perf_counter() - started, 1)
-        index = next(i for i in Image._meta.indexes if i.name == "gallery_image_embedding_hnsw")
+        index = copy.copy(next(i for i in Image._meta.indexes if i.name == "gallery_image_embedding_hnsw"))
+        index.m = args.m or index.m
+        index.ef_construction = args.ef_construction or index.ef_construction
         started = time.perf_counter()
         with connection.schema_editor() as editor:
             editor.execute(f"SET maintenance_work_mem = '{args.build_memory}'")
@@ -216,6 +223,9 @@ def main() -> None:
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE gallery_image")
     result.update(table_sizes())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'gallery_image_embedding_hnsw'")
+        result["index"] = cursor.fetchone()[0].split(" USING ")[1]
     # ids were assigned in load order; map them back to rows of `data`
     first_id = Image.objects.order_by("id").values_list("id", flat=True).first()
     truth = exact_top_k(data, queries, 10) + first_id

@@ -19,7 +19,7 @@ def test_vector_extension_and_hnsw_index_exist():
     assert "USING hnsw" in indexdef
     # halfvec_cosine_ops or vector_cosine_ops, as VECTOR_STORAGE says (the column too).
     assert f"(embedding {settings.VECTOR_STORAGE}_cosine_ops)" in indexdef
-    assert "m='16'" in indexdef and "ef_construction='64'" in indexdef
+    assert "m='16'" in indexdef and "ef_construction='128'" in indexdef
 
 
 def _random_unit_vectors(n: int, dim: int = 512, seed: int = 0) -> np.ndarray:

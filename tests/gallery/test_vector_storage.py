@@ -116,3 +116,50 @@ def test_binary_copy_loads_vectors_exactly_and_upserts(storage):
     assert row.path == paths[123] and row.state == "embedded" and row.embedding_model == "bench"
     tolerance = 1e-3 if storage == "halfvec" else 0
     np.testing.assert_allclose(np.asarray(row.embedding, dtype=np.float32), vectors[123], atol=tolerance)
+
+
+def test_the_denser_graph_migration_rebuilds_the_index_for_the_column_it_finds():
+    """A float32 table from before halfvec became the default: 0002 rebuilds its index as vector_cosine_ops."""
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    from tests.conftest import ROOT
+
+    name = f"graph_{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings", EMBEDDED_DB_NAME=name)
+
+    def manage(*command, storage):
+        result = subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env={**env, "VECTOR_STORAGE": storage},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def indexdef():
+        import psycopg
+
+        params = {**connection.get_connection_params(), "dbname": name}
+        with psycopg.connect(**params) as conn:
+            (definition,) = conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'gallery_image_embedding_hnsw'"
+            ).fetchone()
+        return definition
+
+    try:
+        manage("migrate", "gallery", "0001", "--noinput", "-v0", storage="vector")
+        assert "(embedding vector_cosine_ops)" in indexdef() and "ef_construction='64'" in indexdef()
+        manage("migrate", "--noinput", "-v0", storage="halfvec")  # the new default, the old column
+        assert "(embedding vector_cosine_ops)" in indexdef() and "ef_construction='128'" in indexdef()
+        assert "embedding is vector(512)" in manage("vector_storage", storage="halfvec")
+        manage("migrate", "gallery", "0001", "--noinput", "-v0", storage="halfvec")  # and back
+        assert "(embedding vector_cosine_ops)" in indexdef() and "ef_construction='64'" in indexdef()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -131,8 +131,8 @@ SEARCH_PAGE_SIZE = env.int("SEARCH_PAGE_SIZE", default=24)
 # HNSW candidates per query (raised for deep pages, up to 1000). 300, not pgvector's 40 or a common
 # 100: text queries sit far from every image vector (CLIP's modality gap) and the graph walk finds
 # their neighbours less well; 300 is the lowest value measured with recall@10 >= 0.95 for them
-# (bench/README.md, "Search" and "Scale": 0.98 at 100,000 rows; 0.98-0.998 for image queries at
-# 1,000,000, p50 6-7 ms there).
+# (bench/README.md, "Search" and "Scale": 0.98 at 100,000 rows; 0.99-0.998 for image queries at
+# 1,000,000, p50 6-9 ms there).
 HNSW_EF_SEARCH = env.int("HNSW_EF_SEARCH", default=300)
 # Search by image runs the image model, so it is limited (search/throttle.py): this many per client
 # ("20/minute", "100/hour"; 0 or empty: no limit), counted in the default cache. Django's default

@@ -26,6 +26,7 @@ every request comes from 127.0.0.1, one client to the site. Prints one JSON line
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -260,26 +261,11 @@ def main() -> None:
                     stdout=(workdir / "ingest.log").open("w"),  # a file: a pipe nobody reads would fill up
                     stderr=subprocess.STDOUT,
                 )
-            text_run = wrk(
-                port=port,
-                lines=text_lines,
-                connections=args.connections,
-                duration=args.duration,
-                timeout=args.timeout,
-                workdir=workdir,
-                name="text",
-            )
+            start_wrk = functools.partial(wrk, port=port, duration=args.duration, timeout=args.timeout, workdir=workdir)
+            text_run = start_wrk(lines=text_lines, connections=args.connections, name="text")
             image_run = None
             if args.image_connections:
-                image_run = wrk(
-                    port=port,
-                    lines=image_lines,
-                    connections=args.image_connections,
-                    duration=args.duration,
-                    timeout=args.timeout,
-                    workdir=workdir,
-                    name="image",
-                )
+                image_run = start_wrk(lines=image_lines, connections=args.image_connections, name="image")
             ingest_ended = None
             while text_run.poll() is None:  # note when the ingestion ends, if it ends before the load
                 if ingest is not None and ingest_ended is None and ingest.poll() is not None:

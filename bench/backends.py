@@ -1,6 +1,6 @@
 """Inference backends: speed of each EMBEDDING_BACKEND, and how close its vectors come to torch's.
 
-With the full-size stand-ins (`make_standin_models --full-size`: the real CLIP ViT-B/32 and
+With the full-size stand-ins (`make_standin_encoders --full-size`: the real CLIP ViT-B/32 and
 DistilBERT-multilingual architectures, random weights), for torch, onnx and onnx-int8:
 
   images_per_s   the image model on batches of 32 ready inputs (each backend's own preprocessing of
@@ -8,7 +8,7 @@ DistilBERT-multilingual architectures, random weights), for torch, onnx and onnx
   images_per_s_quiet  the median over the batches during which other processes used less than
                  0.2 of a core (from /proc/stat; others_cores_* says how much they used), so that
                  a shared machine's load does not pass for a backend's speed
-  query_p50_ms   search.embeddings.encode_text of one short multilingual string: tokenising, the
+  query_p50_ms   encoders.embeddings.encode_text of one short multilingual string: tokenising, the
                  model and normalising, as a search request pays it
   image_cosine_* cosine to torch's vector for the same 100 pictures (tests.images.photo, 320x240),
                  through encode_images in batches of 32
@@ -95,7 +95,7 @@ def cache_state(backend: str) -> str:
     """Whether both ONNX exports were already cached before this run ("warm") or not ("cold")."""
     from django.conf import settings
 
-    from search import onnx_backend
+    from encoders import onnx_backend
 
     if backend == "torch":
         return "none"
@@ -115,7 +115,7 @@ def cache_state(backend: str) -> str:
 def model_megabytes(backend: str) -> float:
     from django.conf import settings
 
-    from search import embeddings
+    from encoders import embeddings
 
     if backend == "torch":
         files = [
@@ -123,13 +123,15 @@ def model_megabytes(backend: str) -> float:
             Path(settings.CLIP_TEXT_MODEL) / "model.safetensors",
         ]
     else:
-        files = [model.folder / "model.onnx" for model in (embeddings.get_image_model(), embeddings.get_text_model())]
+        files = [
+            model.folder / "model.onnx" for model in (embeddings.get_image_encoder(), embeddings.get_text_encoder())
+        ]
     return round(sum(f.stat().st_size for f in files) / 1e6, 1)
 
 
 def agreement(backends: list[str]) -> dict[str, dict]:
     """Load each backend (exporting on a cold cache) and compare its vectors with torch's."""
-    from search import embeddings
+    from encoders import embeddings
     from tests.images import photo
 
     pictures = [photo(seed) for seed in range(100)]
@@ -139,8 +141,8 @@ def agreement(backends: list[str]) -> dict[str, dict]:
         cache = cache_state(backend)
         use(backend)
         started = time.perf_counter()
-        embeddings.get_image_model()
-        embeddings.get_text_model()
+        embeddings.get_image_encoder()
+        embeddings.get_text_encoder()
         facts[backend] = {"cache": cache, "load_s": round(time.perf_counter() - started, 1)}
         facts[backend]["model_mb"] = model_megabytes(backend)
         vectors[backend] = (embeddings.encode_images(pictures, batch_size=32), embeddings.encode_texts(TEXTS))
@@ -184,11 +186,11 @@ class OthersMeter:
 
 def timing(backend: str, *, batches: int, queries: int) -> dict:
     """Images/s per batch of 32 and milliseconds per query, in a process that runs only this backend."""
-    from search import embeddings, onnx_backend
+    from encoders import embeddings, onnx_backend
     from tests.images import photo
 
     use(backend)
-    model = embeddings.get_image_model()
+    model = embeddings.get_image_encoder()
     features = model.preprocess([photo(seed) for seed in range(32)])
     if backend == "torch":
         import torch
@@ -244,7 +246,7 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.models / "clip" / "modules.json").exists():
         sys.exit(
-            f"No full-size stand-ins in {args.models}: python manage.py make_standin_models --full-size {args.models}"
+            f"No full-size stand-ins in {args.models}: python manage.py make_standin_encoders --full-size {args.models}"
         )
     if args.child:
         setup_django(args.models)
@@ -327,7 +329,7 @@ def _round(value: float | None) -> float | None:
 
 
 def _spinning() -> bool:
-    from search import onnx_backend
+    from encoders import onnx_backend
 
     return onnx_backend.default_spinning()
 

@@ -1,7 +1,7 @@
 """Ingestion benchmark: how close embed_images comes to the bare model, and how far past the articles' loop.
 
 Generates photo-like JPEGs (default 300 at 4000x3000, quality 90), then measures with the real
-CLIP ViT-B/32 architecture (random weights, `make_standin_models --full-size`):
+CLIP ViT-B/32 architecture (random weights, `make_standin_encoders --full-size`):
 
   model_only  images/s of the image model's forward pass on ready tensors, same batch size
   end_to_end  images/s of embed_images over the folder: hashing, decoding, thumbnails, copying into
@@ -101,9 +101,9 @@ def measure_model_only(paths: list[Path], batch_size: int, rounds: int) -> float
     import torch
     from PIL import Image
 
-    from search.embeddings import get_image_model
+    from encoders.embeddings import get_image_encoder
 
-    model = get_image_model()
+    model = get_image_encoder()
     images = [Image.open(p).convert("RGB").resize((298, 224)) for p in paths[:batch_size]]
     features = model.preprocess(images)
     with torch.inference_mode():
@@ -135,8 +135,8 @@ def measure_naive(paths: list[Path]) -> float:
     """The articles' loop: one image opened, encoded alone and inserted at a time."""
     from PIL import Image as PILImage
 
+    from encoders.embeddings import encode_images, image_encoder_id
     from gallery.models import Image
-    from search.embeddings import encode_images, image_model_id
 
     started = time.perf_counter()
     for i, path in enumerate(paths):
@@ -147,7 +147,7 @@ def measure_naive(paths: list[Path]) -> float:
             file=str(path),
             path=path.name,
             embedding=vector,
-            embedding_model=image_model_id(),
+            encoder=image_encoder_id(),
             state="embedded",
         )
     return len(paths) / (time.perf_counter() - started)
@@ -174,7 +174,7 @@ def main() -> None:
     width, height = map(int, args.size.split("x"))
     if not (args.models / "clip" / "modules.json").exists():
         sys.exit(
-            f"No full-size stand-ins in {args.models}: python manage.py make_standin_models --full-size {args.models}"
+            f"No full-size stand-ins in {args.models}: python manage.py make_standin_encoders --full-size {args.models}"
         )
     folder = args.photos / f"{width}x{height}"
     t0 = time.perf_counter()
@@ -186,9 +186,9 @@ def main() -> None:
     import torch
     from django.conf import settings
 
-    from search.embeddings import get_image_model
+    from encoders.embeddings import get_image_encoder
 
-    get_image_model()  # load (or export) before the clocks start
+    get_image_encoder()  # load (or export) before the clocks start
     model_only = measure_model_only(paths, args.batch_size, rounds=max(3, 96 // args.batch_size))
     reset_collection(media_root)
     end_to_end = measure_end_to_end(folder, args.batch_size, args.workers, len(paths))

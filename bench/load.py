@@ -3,7 +3,7 @@
 Serves the site as production does (``gunicorn -c config/gunicorn.conf.py``, its default workers
 and threads, ``DEBUG`` off) on 127.0.0.1, over the 100,000-row database that bench/search.py
 builds (``bench_search``; made here if missing), with the full-size stand-in models
-(``make_standin_models --full-size``: the real architectures, random weights, the real compute).
+(``make_standin_encoders --full-size``: the real architectures, random weights, the real compute).
 Then, at the same time and for ``--duration`` seconds:
 
 - ``--connections`` wrk connections send ``GET /api/search?q=...`` with distinct multilingual
@@ -193,7 +193,7 @@ def main() -> None:
         sys.exit("wrk is not installed: apt-get install wrk")
     if not (args.models / "text" / "modules.json").exists():
         sys.exit(
-            f"No full-size stand-ins in {args.models}: .venv/bin/python manage.py make_standin_models --full-size {args.models}"
+            f"No full-size stand-ins in {args.models}: .venv/bin/python manage.py make_standin_encoders --full-size {args.models}"
         )
     if args.backend:
         os.environ["EMBEDDING_BACKEND"] = args.backend

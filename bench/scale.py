@@ -208,7 +208,7 @@ def main() -> None:
                 sha256s=shas,
                 paths=[f"bench/{i}.jpg" for i in range(start, start + len(block))],
                 vectors=block,
-                model_id="bench",
+                encoder_id="bench",
             )
         result["load_s"] = round(time.perf_counter() - started, 1)
         index = copy.copy(next(i for i in Image._meta.indexes if i.name == "gallery_image_embedding_hnsw"))

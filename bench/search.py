@@ -8,7 +8,7 @@
    sizes and spreads, and come out at about 0.85 cosine to their cluster's centre, 0.7 within a
    cluster and 0.35 across clusters.
 2. Serves the site with gunicorn (``config/gunicorn.conf.py``, one worker) on 127.0.0.1 with the
-   full-size stand-in text model (``make_standin_models --full-size``: the real architecture with
+   full-size stand-in text model (``make_standin_encoders --full-size``: the real architecture with
    random weights, so encoding costs what the real model costs), and sends ``--queries`` distinct
    multilingual text queries to ``GET /api/search`` over one keep-alive HTTP connection.
 3. Latency is measured by the client, per request; the server's Server-Timing header splits it
@@ -213,7 +213,7 @@ def load(vectors: np.ndarray, labels: np.ndarray, *, seed: int) -> float:
         now = time.time()
         columns = (
             "id, sha256, file, thumbnail, path, width, height, format, byte_size, taken_at, "
-            "embedding, embedding_model, state, error, created_at, updated_at"
+            "embedding, encoder, state, error, created_at, updated_at"
         )
         types = ["int8", "varchar", "varchar", "varchar", "varchar", "int4", "int4", "varchar", "int8"]
         # The column's own type (float32 vector or float16 halfvec, VECTOR_STORAGE at migrate time).
@@ -325,7 +325,7 @@ def main() -> None:
 
     if not (args.models / "text" / "modules.json").exists():
         sys.exit(
-            f"No full-size stand-ins in {args.models}: .venv/bin/python manage.py make_standin_models "
+            f"No full-size stand-ins in {args.models}: .venv/bin/python manage.py make_standin_encoders "
             f"--full-size {args.models}"
         )
     setup_django(args)

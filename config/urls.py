@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from gallery.views import media
+from core.views import media
 from search.api import api
 
 urlpatterns = [
@@ -20,4 +20,4 @@ if settings.SERVE_MEDIA:
         ),
     ]
 
-handler500 = "gallery.views.server_error"
+handler500 = "core.views.server_error"

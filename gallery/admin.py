@@ -4,6 +4,8 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
+from encoders.embeddings import EncoderUnavailable
+
 from .forms import ImageUploadForm
 from .imaging import UnreadableImage
 from .models import Image
@@ -13,9 +15,9 @@ from .services import DuplicateImage, StorageWriteError, image_create_from_uploa
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
     # The list
-    list_display = ["preview", "path", "state", "problem", "format", "dimensions", "embedding_model", "created_at"]
+    list_display = ["preview", "path", "state", "problem", "format", "dimensions", "encoder", "created_at"]
     list_display_links = ["preview", "path"]
-    list_filter = ["state", "embedding_model", "format"]
+    list_filter = ["state", "encoder", "format"]
     search_fields = ["path", "sha256"]
     list_per_page = 50
     actions = ["reembed"]
@@ -33,7 +35,7 @@ class ImageAdmin(admin.ModelAdmin):
         "taken_at",
         "state",
         "error",
-        "embedding_model",
+        "encoder",
         "created_at",
         "updated_at",
     ]
@@ -62,11 +64,9 @@ class ImageAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-embed the selected images with the current model", permissions=["change"])
     def reembed(self, request, queryset):
-        from search.embeddings import ModelUnavailable
-
         try:
             embedded, failed = images_reembed(queryset)
-        except ModelUnavailable as exc:
+        except EncoderUnavailable as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return
         self.message_user(

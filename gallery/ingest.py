@@ -21,6 +21,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from encoders import embeddings
+
 from .imaging import UnreadableImage
 from .models import Image
 from .services import Prepared, images_upsert, prepare_fields, sha256_of
@@ -146,10 +148,7 @@ class Ingestor:
         decode_function: str = "gallery.imaging.decode",
         on_outcome: Callable[[Outcome], None] | None = None,
     ):
-        from search import embeddings
-
-        self.embeddings = embeddings
-        self.model_id = embeddings.image_model_id()
+        self.encoder_id = embeddings.image_encoder_id()
         self.batch_size = batch_size
         self.workers = max(1, workers)
         self.reembed = reembed
@@ -184,7 +183,7 @@ class Ingestor:
             raise UnreadableImage("empty file (0 bytes)")
         with open(path, "rb") as fh:
             sha = sha256_of(fh)
-            known = Image.objects.filter(sha256=sha).values("id", "path", "state", "embedding_model").first()
+            known = Image.objects.filter(sha256=sha).values("id", "path", "state", "encoder").first()
             if known is not None:
                 outcome = self._known(known, root, path, relative)
                 if outcome is not None:
@@ -207,7 +206,7 @@ class Ingestor:
         """The outcome for content already in the collection, or None when it must be embedded again."""
         if known["state"] == Image.State.FAILED and not self.retry_failed:
             return Outcome(path, "unchanged", "failed before; --retry-failed tries again")
-        if known["state"] == Image.State.EMBEDDED and (known["embedding_model"] == self.model_id or not self.reembed):
+        if known["state"] == Image.State.EMBEDDED and (known["encoder"] == self.encoder_id or not self.reembed):
             if known["path"] == relative:
                 return Outcome(path, "unchanged")
             if known["path"] and (root / known["path"]).exists():
@@ -223,7 +222,7 @@ class Ingestor:
     # Main side: the model and the database.
     def run(self, roots: Iterable[Path]) -> Report:
         if not self.dry_run:
-            self.embeddings.get_image_model()  # fail before any work when the model cannot be loaded
+            embeddings.get_image_encoder()  # fail before any work when the model cannot be loaded
         walk_errors: list[tuple[Path, str]] = []
         batch: list[Outcome] = []
         worker_connections = []
@@ -278,9 +277,10 @@ class Ingestor:
     def _flush(self, batch: list[Outcome]) -> None:
         if not batch:
             return
-        vectors = self.embeddings.encode_images([o.prepared.decoded.image for o in batch], batch_size=self.batch_size)
+        vectors = embeddings.encode_images([o.prepared.decoded.image for o in batch], batch_size=self.batch_size)
         rows = [
-            prepare_fields(o.prepared, model_id=self.model_id, vector=v) for o, v in zip(batch, vectors, strict=True)
+            prepare_fields(o.prepared, encoder_id=self.encoder_id, vector=v)
+            for o, v in zip(batch, vectors, strict=True)
         ]
         images_upsert(rows)
         for outcome in batch:

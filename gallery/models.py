@@ -30,7 +30,7 @@ class Image(models.Model):
 
     # The embedding
     embedding = EmbeddingField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True)
-    embedding_model = models.CharField(max_length=255, blank=True, db_index=True)
+    encoder = models.CharField(max_length=255, blank=True, db_index=True)
     state = models.CharField(max_length=16, choices=State, default=State.PENDING, db_index=True)
     error = models.TextField(blank=True, help_text="Why embedding failed.")
 

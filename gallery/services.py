@@ -11,6 +11,8 @@ from typing import BinaryIO
 from django.db import transaction
 from django.utils import timezone
 
+from encoders import embeddings
+
 from .imaging import DecodedImage, UnreadableImage, decode
 from .models import Image
 from .storage import StorageWriteError, delete_quietly, image_name, save_once, thumbnail_name
@@ -56,7 +58,7 @@ class Prepared:
         return self.file_time
 
 
-def prepare_fields(prepared: Prepared, *, model_id: str, vector) -> dict:
+def prepare_fields(prepared: Prepared, *, encoder_id: str, vector) -> dict:
     decoded = prepared.decoded
     return {
         "sha256": prepared.sha256,
@@ -69,7 +71,7 @@ def prepare_fields(prepared: Prepared, *, model_id: str, vector) -> dict:
         "byte_size": prepared.byte_size,
         "taken_at": prepared.taken_at,
         "embedding": vector,
-        "embedding_model": model_id,
+        "encoder": encoder_id,
         "state": Image.State.EMBEDDED,
         "error": "",
     }
@@ -85,7 +87,7 @@ UPSERT_FIELDS = [
     "byte_size",
     "taken_at",
     "embedding",
-    "embedding_model",
+    "encoder",
     "state",
     "error",
     "updated_at",
@@ -113,8 +115,6 @@ def image_create_from_upload(*, file, path: str = "") -> Image:
     Raises UnreadableImage (with a reason a person understands) or DuplicateImage. When the model
     cannot be loaded the image is kept with state "failed" and the reason, to be re-embedded later.
     """
-    from search import embeddings
-
     sha = sha256_of(file)
     existing = Image.objects.filter(sha256=sha).first()
     if existing is not None:
@@ -130,17 +130,17 @@ def image_create_from_upload(*, file, path: str = "") -> Image:
     )
     try:
         vector = embeddings.encode_images([decoded.image])[0]
-    except embeddings.ModelUnavailable as exc:
-        vector, model_id, error = None, "", str(exc)
+    except embeddings.EncoderUnavailable as exc:
+        vector, encoder_id, error = None, "", str(exc)
     else:
-        model_id, error = embeddings.image_model_id(), ""
+        encoder_id, error = embeddings.image_encoder_id(), ""
     created: list[str] = []
     try:
         # Files first, then the row; if anything fails, the files written here go again:
         # no row without its file, no file without its row.
         prepared.file_name = save_once(image_name(sha, decoded.format), file, created)
         prepared.thumbnail_name = save_once(thumbnail_name(sha), decoded.thumbnail, created)
-        fields = prepare_fields(prepared, model_id=model_id, vector=vector)
+        fields = prepare_fields(prepared, encoder_id=encoder_id, vector=vector)
         if error:
             fields.update(state=Image.State.FAILED, error=error)
         images_upsert([fields])
@@ -152,8 +152,6 @@ def image_create_from_upload(*, file, path: str = "") -> Image:
 
 def images_reembed(images) -> tuple[int, int]:
     """Embed the given images again with the current model; returns (embedded, failed)."""
-    from search import embeddings
-
     embedded = failed = 0
     for image in images:
         try:
@@ -165,7 +163,7 @@ def images_reembed(images) -> tuple[int, int]:
             failed += 1
             continue
         Image.objects.filter(pk=image.pk).update(
-            embedding=vector, embedding_model=embeddings.image_model_id(), state=Image.State.EMBEDDED, error=""
+            embedding=vector, encoder=embeddings.image_encoder_id(), state=Image.State.EMBEDDED, error=""
         )
         embedded += 1
     return embedded, failed
@@ -184,7 +182,7 @@ __all__ = [
 ]
 
 
-def images_copy(*, sha256s: list[str], paths: list[str], vectors, model_id: str) -> int:
+def images_copy(*, sha256s: list[str], paths: list[str], vectors, encoder_id: str) -> int:
     """Bulk-load embedded rows with binary COPY (for imports of ready vectors and benchmarks).
 
     The vectors go through a staging table in PostgreSQL's binary COPY format, built with numpy in
@@ -253,14 +251,14 @@ def images_copy(*, sha256s: list[str], paths: list[str], vectors, model_id: str)
                 copy.write(payload[offset : offset + step])
         cursor.execute(
             f"""
-            INSERT INTO {table} (sha256, path, file, thumbnail, format, embedding, embedding_model, state, error,
+            INSERT INTO {table} (sha256, path, file, thumbnail, format, embedding, encoder, state, error,
                                  created_at, updated_at)
             SELECT sha256, path, path, '', '', embedding, %s, 'embedded', '', now(), now()
             FROM image_copy_staging
             ON CONFLICT (sha256) DO UPDATE SET
                 path = EXCLUDED.path, embedding = EXCLUDED.embedding,
-                embedding_model = EXCLUDED.embedding_model, state = 'embedded', error = '', updated_at = now()
+                encoder = EXCLUDED.encoder, state = 'embedded', error = '', updated_at = now()
             """,
-            [model_id],
+            [encoder_id],
         )
         return cursor.rowcount

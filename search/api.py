@@ -24,10 +24,11 @@ from ninja.decorators import decorate_view
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.files import UploadedFile
 
+from encoders import embeddings
 from gallery.imaging import UnreadableImage, decode
 from gallery.models import Image
 
-from . import embeddings, selectors, throttle, timing, uploads
+from . import selectors, throttle, timing, uploads
 from .forms import MAX_QUERY_LENGTH
 
 logger = logging.getLogger(__name__)
@@ -168,8 +169,8 @@ def _unauthorized(request, exc: AuthenticationError):
     return _error(request, "Log in to search.", 401)
 
 
-@api.exception_handler(embeddings.ModelUnavailable)
-def _unavailable(request, exc: embeddings.ModelUnavailable):
+@api.exception_handler(embeddings.EncoderUnavailable)
+def _unavailable(request, exc: embeddings.EncoderUnavailable):
     logger.error("search model unavailable: %s", exc)
     return _error(request, f"Search is unavailable: the model set by {exc.setting} could not be loaded.", 503)
 

@@ -42,9 +42,10 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from encoders import embeddings
 from gallery.models import Image
 
-from . import embeddings, timing
+from . import timing
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -202,7 +203,7 @@ def image_search_by_vector(
 def image_search_by_text(
     text: str, *, limit: int, offset: int = 0, after: Cursor | None = None, filters: ImageFilters | None = None
 ) -> list[Image]:
-    """Images matching a description in any language (raises embeddings.ModelUnavailable)."""
+    """Images matching a description in any language (raises embeddings.EncoderUnavailable)."""
     with timing.measure("encode"):
         vector = text_vector(text)
     return image_search_by_vector(vector, limit=limit, offset=offset, after=after, filters=filters)
@@ -223,7 +224,7 @@ def _text_vector(text: str, model: str):
 def image_search_by_image(
     pil_image, *, limit: int, offset: int = 0, after: Cursor | None = None, filters: ImageFilters | None = None
 ) -> list[Image]:
-    """Images that look like ``pil_image`` (raises embeddings.ModelUnavailable)."""
+    """Images that look like ``pil_image`` (raises embeddings.EncoderUnavailable)."""
     with timing.measure("encode"):
         vector = embeddings.encode_images([pil_image])[0]
     return image_search_by_vector(vector, limit=limit, offset=offset, after=after, filters=filters)

@@ -21,10 +21,11 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
+from encoders import embeddings
+from encoders.embeddings import EncoderUnavailable
 from gallery.models import Image
 
-from . import embeddings, selectors, throttle, timing, uploads
-from .embeddings import ModelUnavailable
+from . import selectors, throttle, timing, uploads
 from .forms import ImageSearchForm, SearchForm, vector_to_token
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def search_access(view):
     return wrapped
 
 
-def _unavailable_message(request, exc: ModelUnavailable) -> str:
+def _unavailable_message(request, exc: EncoderUnavailable) -> str:
     logger.error("search model unavailable: %s", exc)
     message = "Search is unavailable right now: the model could not be loaded. Please try again later."
     if request.user.is_staff or settings.DEBUG:
@@ -158,7 +159,7 @@ def _text_or_similar_search(request):
             results = selectors.image_search_by_text(
                 data["q"], limit=limit + 1, offset=offset, after=data["after"], filters=filters
             )
-        except ModelUnavailable as exc:
+        except EncoderUnavailable as exc:
             context.update(message=_unavailable_message(request, exc), message_kind="error", mode=None)
             status = 503
     elif "q" in request.GET:
@@ -229,7 +230,7 @@ def _image_search_checked(request, handler):
                     vector = embeddings.encode_images([decoded.image])[0]
             else:
                 vector = form.cleaned_data["vector"]
-        except ModelUnavailable as exc:
+        except EncoderUnavailable as exc:
             context.update(message=_unavailable_message(request, exc), message_kind="error")
             return _render(request, context, status=503)
 

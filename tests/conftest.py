@@ -11,14 +11,14 @@ MODELS_CACHE = ROOT / "var" / "test-models"
 
 
 def _standins_fingerprint() -> str:
-    source = (ROOT / "search" / "standins.py").read_bytes()
+    source = (ROOT / "encoders" / "standins.py").read_bytes()
     return hashlib.sha256(source).hexdigest()[:12]
 
 
 @pytest.fixture(scope="session")
-def standin_models() -> tuple[Path, Path]:
-    """Tiny CLIP-shaped stand-ins, built offline once and reused while search/standins.py is unchanged."""
-    from search.standins import build_standins
+def standin_encoders() -> tuple[Path, Path]:
+    """Tiny CLIP-shaped stand-ins, built offline once and reused while encoders/standins.py is unchanged."""
+    from encoders.standins import build_standins
 
     directory = MODELS_CACHE / _standins_fingerprint()
     for stale in MODELS_CACHE.glob("*"):
@@ -31,11 +31,11 @@ def standin_models() -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _use_standins(standin_models, tmp_path_factory):
+def _use_standins(standin_encoders, tmp_path_factory):
     """Every test runs with the stand-ins and a fresh MEDIA_ROOT; subprocesses inherit both."""
-    from search import embeddings
+    from encoders import embeddings
 
-    clip, text = standin_models
+    clip, text = standin_encoders
     media = tmp_path_factory.mktemp("media")
     values = {"CLIP_IMAGE_MODEL": str(clip), "CLIP_TEXT_MODEL": str(text), "MEDIA_ROOT": str(media)}
     for name, value in values.items():

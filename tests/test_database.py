@@ -38,7 +38,7 @@ def test_text_search_query_uses_the_hnsw_index():
             path=f"{i}.jpg",
             embedding=v,
             state="embedded",
-            embedding_model="m",
+            encoder="m",
         )
         for i, v in enumerate(vectors)
     )

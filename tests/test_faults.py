@@ -148,7 +148,7 @@ def test_storage_failure_during_upload_leaves_no_row_and_no_file(admin_client, s
 
 @pytest.mark.django_db
 def test_model_that_cannot_be_loaded_leaves_the_admin_working(admin_client, settings):
-    from search import embeddings
+    from encoders import embeddings
 
     settings.CLIP_IMAGE_MODEL = "/nonexistent/model"
     settings.CLIP_TEXT_MODEL = "/nonexistent/model"

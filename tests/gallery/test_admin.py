@@ -72,11 +72,11 @@ def test_failed_images_show_their_reason_and_filters_work(admin_client, tmp_path
 
 
 def test_reembed_action_writes_vectors_of_the_current_model(admin_client):
-    from search import embeddings
+    from encoders import embeddings
 
     admin_client.post(reverse("admin:gallery_image_add"), {"files": [upload("r.jpg", jpeg_bytes(8))]})
     image = Image.objects.get()
-    Image.objects.filter(pk=image.pk).update(embedding_model="old-model", embedding=[0.0] * 511 + [1.0])
+    Image.objects.filter(pk=image.pk).update(encoder="old-model", embedding=[0.0] * 511 + [1.0])
     response = admin_client.post(
         reverse("admin:gallery_image_changelist"),
         {"action": "reembed", "_selected_action": [image.pk]},
@@ -84,5 +84,5 @@ def test_reembed_action_writes_vectors_of_the_current_model(admin_client):
     )
     assert "Re-embedded 1 image(s); 0 failed." in response.content.decode()
     image.refresh_from_db()
-    assert image.embedding_model == embeddings.image_model_id()
+    assert image.encoder == embeddings.image_encoder_id()
     assert image.embedding[511] != 1.0

@@ -156,16 +156,16 @@ def test_files_inside_media_root_are_used_in_place(tmp_path, media_root):
     assert names == ["library/2024/photo_0040.jpg", "library/2024/photo_0041.jpg"]
 
 
-def test_model_switch_is_left_alone_unless_reembed(tmp_path, settings, standin_models):
-    from search import embeddings
+def test_model_switch_is_left_alone_unless_reembed(tmp_path, settings, standin_encoders):
+    from encoders import embeddings
 
     write_photos(tmp_path / "lib", 2)
     embed(tmp_path / "lib", verbosity=0)
-    Image.objects.update(embedding_model="an-older-model")
+    Image.objects.update(encoder="an-older-model")
     assert "unchanged 2" in embed(tmp_path / "lib", verbosity=1)
     output = embed(tmp_path / "lib", reembed=True, verbosity=1)
     assert "Embedded 2" in output
-    assert set(Image.objects.values_list("embedding_model", flat=True)) == {embeddings.image_model_id()}
+    assert set(Image.objects.values_list("encoder", flat=True)) == {embeddings.image_encoder_id()}
 
 
 def test_symlinks_leading_out_of_the_folder_are_not_followed(tmp_path):
@@ -182,7 +182,7 @@ def test_symlinks_leading_out_of_the_folder_are_not_followed(tmp_path):
 def test_missing_model_is_a_fatal_error_before_any_work(tmp_path, settings, media_root):
     from django.core.management import CommandError
 
-    from search import embeddings
+    from encoders import embeddings
 
     write_photos(tmp_path / "lib", 2)
     settings.CLIP_IMAGE_MODEL = str(tmp_path / "no-model")

@@ -40,9 +40,7 @@ def test_converting_to_halfvec_and_back_keeps_every_vector_and_the_index(setting
     vectors = rng.standard_normal((2500, 512)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     Image.objects.bulk_create(
-        Image(
-            sha256=f"{i:064x}", file=f"i/{i}.jpg", path=f"{i}.jpg", embedding=v, state="embedded", embedding_model="m"
-        )
+        Image(sha256=f"{i:064x}", file=f"i/{i}.jpg", path=f"{i}.jpg", embedding=v, state="embedded", encoder="m")
         for i, v in enumerate(vectors)
     )
     assert column_storage() == "vector"
@@ -109,11 +107,11 @@ def test_binary_copy_loads_vectors_exactly_and_upserts(storage):
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     shas = [f"{i:064x}" for i in range(300)]
     paths = [f"folder/{'x' * (i % 7)}{i}.jpg" for i in range(300)]
-    assert images_copy(sha256s=shas, paths=paths, vectors=vectors, model_id="bench") == 300
-    assert images_copy(sha256s=shas[:10], paths=paths[:10], vectors=vectors[:10], model_id="bench") == 10
+    assert images_copy(sha256s=shas, paths=paths, vectors=vectors, encoder_id="bench") == 300
+    assert images_copy(sha256s=shas[:10], paths=paths[:10], vectors=vectors[:10], encoder_id="bench") == 10
     assert Image.objects.count() == 300
     row = Image.objects.get(sha256=shas[123])
-    assert row.path == paths[123] and row.state == "embedded" and row.embedding_model == "bench"
+    assert row.path == paths[123] and row.state == "embedded" and row.encoder == "bench"
     tolerance = 1e-3 if storage == "halfvec" else 0
     np.testing.assert_allclose(np.asarray(row.embedding, dtype=np.float32), vectors[123], atol=tolerance)
 

@@ -15,10 +15,10 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
+from encoders import embeddings
 from gallery.imaging import decode
 from gallery.models import Image
 from gallery.storage import image_name, thumbnail_name
-from search import embeddings
 from tests.images import photo
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
@@ -81,7 +81,7 @@ def make_images(
                 byte_size=len(raw),
                 taken_at=taken + dt.timedelta(days=i * day_step),
                 embedding=vector,
-                embedding_model=embeddings.image_model_id(),
+                encoder=embeddings.image_encoder_id(),
                 state=Image.State.EMBEDDED,
             )
         )

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from django.test import Client
 
+from encoders import embeddings
 from gallery.models import Image
-from search import embeddings
 from tests.search.factories import as_compared, cosine, exact_ranking, image_bytes, vector_of
 
 pytestmark = pytest.mark.django_db

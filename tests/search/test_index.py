@@ -44,7 +44,7 @@ def big_collection(django_db_setup, django_db_blocker):
                 taken_at=start + dt.timedelta(days=i),
                 embedding=v,
                 state="embedded",
-                embedding_model="m",
+                encoder="m",
             )
             for i, v in enumerate(vectors)
         )

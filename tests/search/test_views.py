@@ -6,8 +6,8 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
+from encoders import embeddings
 from gallery.models import Image
-from search import embeddings
 from tests.images import write_photos
 from tests.search.conftest import links, result_ids
 from tests.search.factories import exact_ranking, image_bytes, vector_of

@@ -16,6 +16,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from encoders.embeddings import EncoderUnavailable
+from gallery.ingest import Ingestor
+from gallery.storage import StorageWriteError
+
 
 class Command(BaseCommand):
     help = "Embed the images under PATH (recursively) into the collection; rerunnable and resumable."
@@ -43,12 +47,9 @@ class Command(BaseCommand):
         self, *args, paths, batch_size, workers, reembed, retry_failed, dry_run, file_timeout, no_progress, **options
     ):
         # torch's OpenMP threads spin while they wait, taking the CPU the decoding workers need;
-        # passive waiting made ingestion faster overall (bench/README.md). Must be set before torch loads.
+        # passive waiting made ingestion faster overall (bench/README.md). Must be set before torch loads,
+        # which happens when the first image is encoded, not on import.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        from gallery.ingest import Ingestor
-        from gallery.storage import StorageWriteError
-        from search.embeddings import ModelUnavailable
-
         for path in paths:
             if not path.exists():
                 raise CommandError(f"{path}: no such file or folder")
@@ -77,7 +78,7 @@ class Command(BaseCommand):
         )
         try:
             report = ingestor.run(paths)
-        except ModelUnavailable as exc:
+        except EncoderUnavailable as exc:
             raise CommandError(str(exc)) from exc
         except StorageWriteError as exc:
             raise CommandError(f"Storage error, the run stopped (rerun to resume): {exc}") from exc

@@ -1,8 +1,8 @@
-"""The one home of the models: CLIP for images, its multilingual text twin for queries.
+"""The one home of the encoders: CLIP for images, its multilingual text twin for queries.
 
-Models are loaded lazily, once per process, from the CLIP_IMAGE_MODEL and CLIP_TEXT_MODEL
+Encoders are loaded lazily, once per process, from the CLIP_IMAGE_MODEL and CLIP_TEXT_MODEL
 settings (a hub name or a local path), and run by the EMBEDDING_BACKEND: torch, or ONNX Runtime
-fp32 or int8 (search/onnx_backend.py). Nothing here imports torch until a model is needed, so
+fp32 or int8 (encoders/onnx_backend.py). Nothing here imports torch until an encoder is needed, so
 ``manage.py check`` and ``migrate`` stay light.
 """
 
@@ -26,15 +26,16 @@ if TYPE_CHECKING:  # pragma: no cover
 IMAGE_SETTING = "CLIP_IMAGE_MODEL"
 TEXT_SETTING = "CLIP_TEXT_MODEL"
 BACKEND_SETTING = "EMBEDDING_BACKEND"
+# The one list of inference backends (checked by encoders/checks.py at `manage.py check`).
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
-# Keyed by (setting, model name, backend): switching a setting never reuses the wrong model.
-_models: dict[tuple[str, str, str], SentenceTransformer | OnnxEncoder] = {}
+# Keyed by (setting, encoder name, backend): switching a setting never reuses the wrong encoder.
+_encoders: dict[tuple[str, str, str], SentenceTransformer | OnnxEncoder] = {}
 _lock = threading.Lock()
 
 
-class ModelUnavailable(RuntimeError):
-    """A model named by a setting cannot be loaded (no network, wrong path, wrong dimension)."""
+class EncoderUnavailable(RuntimeError):
+    """An encoder named by a setting cannot be loaded (no network, wrong path, wrong dimension)."""
 
     def __init__(self, setting: str, message: str):
         self.setting = setting
@@ -48,7 +49,7 @@ def _looks_like_path(name: str) -> bool:
 def _backend() -> str:
     backend = getattr(settings, BACKEND_SETTING, "torch")
     if backend not in BACKENDS:
-        raise ModelUnavailable(
+        raise EncoderUnavailable(
             BACKEND_SETTING,
             f"{BACKEND_SETTING}={backend!r} is not an inference backend: set it to one of {', '.join(BACKENDS)}.",
         )
@@ -59,24 +60,24 @@ def _load(setting: str) -> SentenceTransformer | OnnxEncoder:
     name = getattr(settings, setting)
     backend = _backend()
     key = (setting, name, backend)
-    model = _models.get(key)
-    if model is not None:
-        return model
+    encoder = _encoders.get(key)
+    if encoder is not None:
+        return encoder
     with _lock:
-        model = _models.get(key)
-        if model is None:
-            model = _load_uncached(setting, name) if backend == "torch" else _load_onnx(setting, name, backend)
-            _models[key] = model
-    return model
+        encoder = _encoders.get(key)
+        if encoder is None:
+            encoder = _load_uncached(setting, name) if backend == "torch" else _load_onnx(setting, name, backend)
+            _encoders[key] = encoder
+    return encoder
 
 
 def _load_onnx(setting: str, name: str, backend: str) -> OnnxEncoder:
-    """The model exported for ONNX Runtime (on first use, then cached on disk under ONNX_CACHE_DIR)."""
+    """The encoder exported for ONNX Runtime (on first use, then cached on disk under ONNX_CACHE_DIR)."""
     _check_name(setting, name)
 
     def torch_model() -> SentenceTransformer:
-        # Only an export needs the torch model; reuse it when this process has it loaded already.
-        loaded = _models.get((setting, name, "torch"))
+        # Only an export needs the torch encoder; reuse it when this process has it loaded already.
+        loaded = _encoders.get((setting, name, "torch"))
         return loaded if loaded is not None else _load_uncached(setting, name)
 
     try:
@@ -89,13 +90,13 @@ def _load_onnx(setting: str, name: str, backend: str) -> OnnxEncoder:
             cache_dir=Path(settings.ONNX_CACHE_DIR),
             torch_model=torch_model,
         )
-    except ModelUnavailable:
+    except EncoderUnavailable:
         raise
     except Exception as exc:  # a missing package, a failed or unfaithful export, an unreadable cache
-        raise ModelUnavailable(
+        raise EncoderUnavailable(
             BACKEND_SETTING,
-            f"The model {name!r} set by {setting} cannot run with {BACKEND_SETTING}={backend}: "
-            f"{exc.__class__.__name__}: {exc}. Set {BACKEND_SETTING}=torch to use the model as it is.",
+            f"The encoder {name!r} set by {setting} cannot run with {BACKEND_SETTING}={backend}: "
+            f"{exc.__class__.__name__}: {exc}. Set {BACKEND_SETTING}=torch to use the encoder as it is.",
         ) from exc
     _check_dimensions(setting, name, encoder.get_embedding_dimension())
     return encoder
@@ -103,32 +104,32 @@ def _load_onnx(setting: str, name: str, backend: str) -> OnnxEncoder:
 
 def _check_name(setting: str, name: str) -> None:
     if not name:
-        raise ModelUnavailable(setting, f"{setting} is empty. {_offline_help(setting, name)}")
+        raise EncoderUnavailable(setting, f"{setting} is empty. {_offline_help(setting, name)}")
     if _looks_like_path(name) and not os.path.isdir(os.path.expanduser(name)):
-        raise ModelUnavailable(
+        raise EncoderUnavailable(
             setting,
-            f"{setting}={name!r}: no such folder. Set {setting} to a folder holding a SentenceTransformer model "
+            f"{setting}={name!r}: no such folder. Set {setting} to a folder holding a SentenceTransformer encoder "
             f"(or a hub name, downloaded on first use where there is internet); "
-            f"`python manage.py make_standin_models var/models` builds offline stand-ins.",
+            f"`python manage.py make_standin_encoders var/models` builds offline stand-ins.",
         )
 
 
 def _check_dimensions(setting: str, name: str, dimensions: int | None) -> None:
     if dimensions != settings.EMBEDDING_DIMENSIONS:
-        raise ModelUnavailable(
+        raise EncoderUnavailable(
             setting,
-            f"The model {name!r} set by {setting} makes {dimensions}-dimensional vectors, but "
-            f"EMBEDDING_DIMENSIONS is {settings.EMBEDDING_DIMENSIONS}. Image and text models must share "
+            f"The encoder {name!r} set by {setting} makes {dimensions}-dimensional vectors, but "
+            f"EMBEDDING_DIMENSIONS is {settings.EMBEDDING_DIMENSIONS}. Image and text encoders must share "
             f"one vector space of EMBEDDING_DIMENSIONS dimensions.",
         )
 
 
 def _offline_help(setting: str, name: str) -> str:
     return (
-        f"Set {setting} to a local folder holding the model: on a machine with internet, run "
+        f"Set {setting} to a local folder holding the encoder: on a machine with internet, run "
         f"`python -c \"from sentence_transformers import SentenceTransformer as S; S('{name}').save('/models/x')\"` "
         f"and copy /models/x here, or pre-fill the Hugging Face cache (HF_HOME). "
-        f"For a site that runs but does not understand images, `python manage.py make_standin_models var/models` "
+        f"For a site that runs but does not understand images, `python manage.py make_standin_encoders var/models` "
         f"builds offline stand-ins."
     )
 
@@ -140,9 +141,9 @@ def _load_uncached(setting: str, name: str) -> SentenceTransformer:
 
         model = SentenceTransformer(os.path.expanduser(name), device=settings.EMBEDDING_DEVICE)
     except Exception as exc:  # network errors, missing files, bad configs: all mean "cannot load"
-        raise ModelUnavailable(
+        raise EncoderUnavailable(
             setting,
-            f"Could not load the model {name!r} set by {setting}: {exc.__class__.__name__}: {exc}. "
+            f"Could not load the encoder {name!r} set by {setting}: {exc.__class__.__name__}: {exc}. "
             f"{_offline_help(setting, name)}",
         ) from exc
     model.eval()
@@ -150,10 +151,10 @@ def _load_uncached(setting: str, name: str) -> SentenceTransformer:
     return model
 
 
-def image_model_id() -> str:
-    """What is stored beside each vector, so a model switch can be detected.
+def image_encoder_id() -> str:
+    """What is stored beside each vector, so a switch of encoder can be detected.
 
-    int8 vectors are marked: they measurably differ from the model's own (bench/README.md), so the
+    int8 vectors are marked: they measurably differ from the encoder's own (bench/README.md), so the
     admin can tell them apart and ``embed_images --reembed`` can redo them. ONNX fp32 computes the
     same function as torch up to float rounding (cosine >= 0.999), so it shares torch's id.
     """
@@ -162,13 +163,13 @@ def image_model_id() -> str:
     return settings.CLIP_IMAGE_MODEL
 
 
-def get_image_model() -> SentenceTransformer | OnnxEncoder:
-    """The image model: a SentenceTransformer with the torch backend, an ONNX Runtime encoder otherwise."""
+def get_image_encoder() -> SentenceTransformer | OnnxEncoder:
+    """The image encoder: a SentenceTransformer with the torch backend, an ONNX Runtime encoder otherwise."""
     return _load(IMAGE_SETTING)
 
 
-def get_text_model() -> SentenceTransformer | OnnxEncoder:
-    """The query model: a SentenceTransformer with the torch backend, an ONNX Runtime encoder otherwise."""
+def get_text_encoder() -> SentenceTransformer | OnnxEncoder:
+    """The query encoder: a SentenceTransformer with the torch backend, an ONNX Runtime encoder otherwise."""
     return _load(TEXT_SETTING)
 
 
@@ -197,12 +198,12 @@ def _encode(model: SentenceTransformer | OnnxEncoder, inputs: Sequence, batch_si
 def encode_images(images: Sequence[PILImage], *, batch_size: int | None = None) -> np.ndarray:
     """L2-normalised float32 vectors, one row per PIL image (converted to RGB)."""
     rgb = [im if im.mode == "RGB" else im.convert("RGB") for im in images]
-    return _encode(get_image_model(), rgb, batch_size)
+    return _encode(get_image_encoder(), rgb, batch_size)
 
 
 def encode_texts(texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
     """L2-normalised float32 vectors, one row per string."""
-    return _encode(get_text_model(), list(texts), batch_size)
+    return _encode(get_text_encoder(), list(texts), batch_size)
 
 
 def encode_text(text: str) -> np.ndarray:
@@ -210,6 +211,6 @@ def encode_text(text: str) -> np.ndarray:
 
 
 def clear_cache() -> None:
-    """Forget loaded models (tests switch settings between them)."""
+    """Forget loaded encoders (tests switch settings between them)."""
     with _lock:
-        _models.clear()
+        _encoders.clear()

@@ -1,4 +1,4 @@
-"""The ONNX Runtime backends of search/embeddings.py: export, cache and run the configured models.
+"""The ONNX Runtime backends of encoders/embeddings.py: export, cache and run the configured models.
 
 ``EMBEDDING_BACKEND=onnx`` runs an fp32 export of a model with ONNX Runtime; ``onnx-int8`` runs a
 copy whose MatMul weights and embedding tables are dynamically quantised to int8. Both are made

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from django.conf import settings
 
-from search import embeddings
-from search.standins import build_clip
+from encoders import embeddings
+from encoders.standins import build_clip
 from tests.images import photo
 
 
@@ -39,7 +39,7 @@ def fresh_models():
 def test_model_of_the_wrong_dimension_is_refused(tmp_path, settings, fresh_models):
     wrong = build_clip(tmp_path / "clip64", dimensions=64)
     settings.CLIP_IMAGE_MODEL = str(wrong)
-    with pytest.raises(embeddings.ModelUnavailable) as excinfo:
+    with pytest.raises(embeddings.EncoderUnavailable) as excinfo:
         embeddings.encode_images([photo(1)])
     message = str(excinfo.value)
     assert "CLIP_IMAGE_MODEL" in message and "64-dimensional" in message and "EMBEDDING_DIMENSIONS is 512" in message
@@ -48,23 +48,23 @@ def test_model_of_the_wrong_dimension_is_refused(tmp_path, settings, fresh_model
 
 def test_missing_model_path_names_the_setting_and_the_offline_way(tmp_path, settings, fresh_models):
     settings.CLIP_TEXT_MODEL = str(tmp_path / "no-such-model")
-    with pytest.raises(embeddings.ModelUnavailable) as excinfo:
+    with pytest.raises(embeddings.EncoderUnavailable) as excinfo:
         embeddings.encode_texts(["hello"])
     message = str(excinfo.value)
     assert "CLIP_TEXT_MODEL" in message
     assert "no such folder" in message
-    assert "make_standin_models" in message
+    assert "make_standin_encoders" in message
 
 
 def test_folder_that_is_not_a_model_names_the_setting(tmp_path, settings, fresh_models):
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "config.json").write_text("{not json")
     settings.CLIP_IMAGE_MODEL = str(tmp_path / "junk")
-    with pytest.raises(embeddings.ModelUnavailable, match="CLIP_IMAGE_MODEL"):
+    with pytest.raises(embeddings.EncoderUnavailable, match="CLIP_IMAGE_MODEL"):
         embeddings.encode_images([photo(1)])
 
 
 def test_models_are_loaded_once_per_process():
-    first = embeddings.get_text_model()
-    assert embeddings.get_text_model() is first
+    first = embeddings.get_text_encoder()
+    assert embeddings.get_text_encoder() is first
     assert settings.CLIP_TEXT_MODEL  # the stand-in path set by the session fixture

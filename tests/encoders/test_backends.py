@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from search import embeddings, onnx_backend
-from search.standins import build_clip
+from encoders import embeddings, onnx_backend
+from encoders.standins import build_clip
 from tests.conftest import ROOT
 from tests.images import photo, write_photos
 
@@ -87,7 +87,7 @@ def test_each_backend_makes_unit_512_float32_vectors(backend, name):
 def test_onnx_fp32_matches_torch(backend):
     torch_images, torch_texts = encode_all(backend, "torch")
     onnx_images, onnx_texts = encode_all(backend, "onnx")
-    assert type(embeddings.get_image_model()).__name__ == "OnnxEncoder"
+    assert type(embeddings.get_image_encoder()).__name__ == "OnnxEncoder"
     assert row_cosines(onnx_images, torch_images).min() >= 0.999
     assert row_cosines(onnx_texts, torch_texts).min() >= 0.999
     # Different inputs still give different vectors (the export is not a constant).
@@ -122,7 +122,7 @@ def test_batching_keeps_rows_in_order(backend, name, bound):
 
 def test_unknown_backend_names_the_setting(backend):
     backend("tensorrt")
-    with pytest.raises(embeddings.ModelUnavailable) as excinfo:
+    with pytest.raises(embeddings.EncoderUnavailable) as excinfo:
         embeddings.encode_texts(["hello"])
     assert excinfo.value.setting == "EMBEDDING_BACKEND"
     message = str(excinfo.value)
@@ -136,7 +136,7 @@ def test_a_failed_export_names_the_setting_and_leaves_nothing_behind(backend, se
     monkeypatch.setattr(onnx_backend, "_write_export", broken)
     settings.ONNX_CACHE_DIR = str(tmp_path / "cache")
     backend("onnx")
-    with pytest.raises(embeddings.ModelUnavailable) as excinfo:
+    with pytest.raises(embeddings.EncoderUnavailable) as excinfo:
         embeddings.encode_images([photo(1)])
     assert excinfo.value.setting == "EMBEDDING_BACKEND"
     message = str(excinfo.value)
@@ -146,18 +146,18 @@ def test_a_failed_export_names_the_setting_and_leaves_nothing_behind(backend, se
     assert [p for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")] == []
 
 
-def test_image_model_id_marks_int8_only(backend, settings):
+def test_image_encoder_id_marks_int8_only(backend, settings):
     name = settings.CLIP_IMAGE_MODEL
     for backend_name, expected in (("torch", name), ("onnx", name), ("onnx-int8", f"{name} (onnx-int8)")):
         backend(backend_name)
-        assert embeddings.image_model_id() == expected
+        assert embeddings.image_encoder_id() == expected
 
 
 def test_export_is_cached_and_reused(backend, settings, tmp_path, export_count):
     settings.ONNX_CACHE_DIR = str(tmp_path / "cache")
     backend("onnx-int8")
     first = embeddings.encode_images([photo(1)])
-    folder = embeddings.get_image_model().folder
+    folder = embeddings.get_image_encoder().folder
     model_file = folder / onnx_backend.MODEL_FILE
     written = model_file.stat().st_mtime_ns
     assert export_count == ["onnx-int8"]
@@ -166,24 +166,24 @@ def test_export_is_cached_and_reused(backend, settings, tmp_path, export_count):
     embeddings.clear_cache()  # a new process, as far as the models are concerned
     again = embeddings.encode_images([photo(1)])
     assert export_count == ["onnx-int8"]
-    assert embeddings.get_image_model().folder == folder
+    assert embeddings.get_image_encoder().folder == folder
     assert model_file.stat().st_mtime_ns == written
     np.testing.assert_array_equal(again, first)
 
 
-def test_changed_source_model_is_exported_again(backend, settings, standin_models, tmp_path, export_count):
+def test_changed_source_model_is_exported_again(backend, settings, standin_encoders, tmp_path, export_count):
     copy = tmp_path / "clip"
-    shutil.copytree(standin_models[0], copy)
+    shutil.copytree(standin_encoders[0], copy)
     settings.CLIP_IMAGE_MODEL = str(copy)
     settings.ONNX_CACHE_DIR = str(tmp_path / "cache")
     backend("onnx")
     before = embeddings.encode_images([photo(1)])
-    old_folder = embeddings.get_image_model().folder
+    old_folder = embeddings.get_image_encoder().folder
 
     build_clip(copy, seed=1)  # new weights in the same folder
     embeddings.clear_cache()
     after = embeddings.encode_images([photo(1)])
-    new_folder = embeddings.get_image_model().folder
+    new_folder = embeddings.get_image_encoder().folder
     assert export_count == ["onnx", "onnx"]
     assert new_folder != old_folder and not old_folder.exists()  # the stale export is pruned
     assert float(after[0] @ before[0]) < 0.99  # the new model's vectors, not the cached old ones
@@ -192,9 +192,9 @@ def test_changed_source_model_is_exported_again(backend, settings, standin_model
     assert row_cosines(after, embeddings.encode_images([photo(1)])).min() >= 0.999
 
 
-def test_a_touched_file_counts_as_a_change(standin_models, tmp_path):
+def test_a_touched_file_counts_as_a_change(standin_encoders, tmp_path):
     copy = tmp_path / "text"
-    shutil.copytree(standin_models[1], copy)
+    shutil.copytree(standin_encoders[1], copy)
     before = onnx_backend.fingerprint(folder=copy)
     assert onnx_backend.fingerprint(folder=copy) == before
     config = copy / "config.json"
@@ -202,18 +202,18 @@ def test_a_touched_file_counts_as_a_change(standin_models, tmp_path):
     assert onnx_backend.fingerprint(folder=copy) != before
 
 
-def test_concurrent_loads_export_once(settings, standin_models, tmp_path, export_count):
+def test_concurrent_loads_export_once(settings, standin_encoders, tmp_path, export_count):
     """The file lock: a second loader waits for the first export instead of doing its own."""
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(str(standin_models[1]), device="cpu")
+    model = SentenceTransformer(str(standin_encoders[1]), device="cpu")
     results, errors = [], []
 
     def load():
         try:
             results.append(
                 onnx_backend.load(
-                    name=str(standin_models[1]),
+                    name=str(standin_encoders[1]),
                     modality="text",
                     backend="onnx",
                     cache_dir=tmp_path / "cache",
@@ -258,18 +258,18 @@ def test_warm_cache_with_another_dimension_names_the_model_setting(backend, sett
     embeddings.encode_texts(["warm the cache"])
     embeddings.clear_cache()
     settings.EMBEDDING_DIMENSIONS = 64
-    with pytest.raises(embeddings.ModelUnavailable) as excinfo:
+    with pytest.raises(embeddings.EncoderUnavailable) as excinfo:
         embeddings.encode_texts(["hello"])
     assert excinfo.value.setting == "CLIP_TEXT_MODEL"
     assert "512-dimensional" in str(excinfo.value) and "EMBEDDING_DIMENSIONS is 64" in str(excinfo.value)
 
 
-def test_hub_names_are_found_in_the_local_cache(standin_models, tmp_path, monkeypatch):
+def test_hub_names_are_found_in_the_local_cache(standin_encoders, tmp_path, monkeypatch):
     """A hub name (the default settings) is exported from its downloaded snapshot, never fetched again."""
     hub = tmp_path / "hub"
     commit = "0123456789abcdef0123456789abcdef01234567"
     repo = hub / "models--sentence-transformers--tiny-clip"
-    shutil.copytree(standin_models[0], repo / "snapshots" / commit)
+    shutil.copytree(standin_encoders[0], repo / "snapshots" / commit)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
     monkeypatch.setenv("SENTENCE_TRANSFORMERS_HOME", str(hub))
@@ -286,8 +286,8 @@ def test_embed_images_with_int8_records_the_backend(backend, tmp_path):
     write_photos(tmp_path / "lib", 3)
     call_command("embed_images", str(tmp_path / "lib"), verbosity=0, stdout=io.StringIO())
     assert Image.objects.filter(state="embedded").count() == 3
-    assert set(Image.objects.values_list("embedding_model", flat=True)) == {embeddings.image_model_id()}
-    assert embeddings.image_model_id().endswith(" (onnx-int8)")
+    assert set(Image.objects.values_list("encoder", flat=True)) == {embeddings.image_encoder_id()}
+    assert embeddings.image_encoder_id().endswith(" (onnx-int8)")
 
 
 def test_check_with_an_onnx_backend_imports_neither_torch_nor_onnxruntime():
@@ -295,7 +295,7 @@ def test_check_with_an_onnx_backend_imports_neither_torch_nor_onnxruntime():
         "import os, sys, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'tests.settings');"
         "os.environ['EMBEDDING_BACKEND'] = 'onnx-int8'; django.setup();"
         "from django.core.management import call_command; call_command('check');"
-        "import search.embeddings, search.onnx_backend, gallery.ingest;"
+        "import encoders.embeddings, encoders.onnx_backend, gallery.ingest;"
         "heavy = {'torch', 'onnxruntime', 'onnx', 'sentence_transformers'} & set(sys.modules);"
         "assert not heavy, heavy"
     )

@@ -76,7 +76,7 @@ class Result(Schema):
     id: int
     score: float = Field(description="Cosine similarity to the query, 1 - cosine distance; higher is nearer.")
     url: str = Field(description="The original file.")
-    thumbnail_url: str
+    thumbnail_url: str = Field(description="A small JPEG of the image; the original file where there is none.")
     path: str = Field(description="Where the file came from, relative to the folder it was imported from.")
     width: int | None
     height: int | None

@@ -313,8 +313,36 @@ def _prune(target: Path) -> None:
 
 
 def _write_export(*, model: Any, work: Path, modality: str, backend: str) -> None:
-    import torch
+    """Export ``model`` (a SentenceTransformer) into ``work``: the graph, its processor and meta.json, checked."""
+    probe, processor = _probe_and_processor(model, modality=modality)
+    # Traced on two inputs of different lengths, so the text graph keeps its padding-mask path.
+    sample = model.preprocess(probe[:2])
+    fp32 = work / (MODEL_FILE if backend == "onnx" else "model-fp32.onnx")
+    names = _export_graph(model, sample=sample, modality=modality, path=fp32)
+    if backend == "onnx-int8":
+        _quantize(fp32, path=work / MODEL_FILE)
+        fp32.unlink()
+    processor.save_pretrained(str(work / PREPROCESSOR_DIR))
 
+    meta = {
+        "export_version": EXPORT_VERSION,
+        "modality": modality,
+        "backend": backend,
+        "inputs": names,
+        "max_length": model.max_seq_length if modality == "text" else None,
+        "dimensions": int(model.get_embedding_dimension() or 0),
+        "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    # Written before the check, which loads the export as the runtime will (meta.json included).
+    (work / META_FILE).write_text(json.dumps(meta, indent=2))
+    worst, dimensions = _check_against_torch(model, work=work, probe=probe, backend=backend)
+    meta["dimensions"] = dimensions
+    meta["probe_cosine_min"] = round(worst, 6)
+    (work / META_FILE).write_text(json.dumps(meta, indent=2))
+
+
+def _probe_and_processor(model: Any, *, modality: str) -> tuple[list[Any], Any]:
+    """The probe inputs for ``modality`` and the first module's processor, which the runtime preprocesses with."""
     module = model[0]
     if modality == "image":
         probe: list[Any] = _probe_images()
@@ -325,12 +353,15 @@ def _write_export(*, model: Any, work: Path, modality: str, backend: str) -> Non
         processor = getattr(module, "tokenizer", None)
     if processor is None or not hasattr(processor, "save_pretrained"):
         raise OnnxUnavailable(f"the model's first module ({type(module).__name__}) has no processor to save")
+    return probe, processor
 
-    # Traced on two inputs of different lengths, so the text graph keeps its padding-mask path.
-    sample = model.preprocess(probe[:2])
+
+def _export_graph(model: Any, *, sample: dict[str, Any], modality: str, path: Path) -> list[str]:
+    """Write the whole module stack as one fp32 ONNX graph to ``path``; returns its input names."""
+    import torch
+
     names = [key for key, value in sample.items() if isinstance(value, torch.Tensor)]
     axes = {0: "batch", 1: "sequence"} if modality == "text" else {0: "batch"}
-    fp32 = work / (MODEL_FILE if backend == "onnx" else "model-fp32.onnx")
 
     class Stack(torch.nn.Module):
         """The whole module stack as one graph: named input tensors -> sentence embedding."""
@@ -346,39 +377,31 @@ def _write_export(*, model: Any, work: Path, modality: str, backend: str) -> Non
 
     with warnings.catch_warnings(), torch.no_grad():
         # The TorchScript exporter warns that it is deprecated and that traced branches are fixed;
-        # it needs no extra packages, and the probe check below catches a trace that does not generalise.
+        # it needs no extra packages, and the probe check catches a trace that does not generalise.
         warnings.simplefilter("ignore")
         torch.onnx.export(
             Stack(),
             tuple(sample[name] for name in names),
-            str(fp32),
+            str(path),
             input_names=names,
             output_names=["embedding"],
             dynamic_axes={**{name: axes for name in names}, "embedding": {0: "batch"}},
             opset_version=OPSET,
             dynamo=False,
         )
-    if backend == "onnx-int8":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+    return names
 
-        with _quiet_root_logger("Please consider to run pre-processing"):  # advice for static quantisation
-            quantize_dynamic(
-                str(fp32), str(work / MODEL_FILE), weight_type=QuantType.QInt8, op_types_to_quantize=QUANTIZED_OPS
-            )
-        fp32.unlink()
-    processor.save_pretrained(str(work / PREPROCESSOR_DIR))
 
-    meta = {
-        "export_version": EXPORT_VERSION,
-        "modality": modality,
-        "backend": backend,
-        "inputs": names,
-        "max_length": model.max_seq_length if modality == "text" else None,
-        "dimensions": int(model.get_embedding_dimension() or 0),
-        "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
-    (work / META_FILE).write_text(json.dumps(meta, indent=2))
+def _quantize(fp32: Path, *, path: Path) -> None:
+    """Write an int8 copy of the graph ``fp32`` to ``path`` (QUANTIZED_OPS only)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    with _quiet_root_logger("Please consider to run pre-processing"):  # advice for static quantisation
+        quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8, op_types_to_quantize=QUANTIZED_OPS)
+
+
+def _check_against_torch(model: Any, *, work: Path, probe: list[Any], backend: str) -> tuple[float, int]:
+    """The worst cosine of the export to the torch model on ``probe``, and its dimensions; OnnxUnavailable if too low."""
     # The check that matters: the runtime path (saved processor + ONNX Runtime) against the torch model.
     encoder = OnnxEncoder(folder=work)
     got = encoder.encode(probe, batch_size=len(probe))  # a batch size the trace did not see
@@ -389,9 +412,7 @@ def _write_export(*, model: Any, work: Path, modality: str, backend: str) -> Non
             f"the {backend} export does not reproduce the model: cosine {worst:.4f} to the torch model on "
             f"probe inputs, below {MIN_PROBE_COSINE[backend]}"
         )
-    meta["dimensions"] = int(got.shape[1])
-    meta["probe_cosine_min"] = round(worst, 6)
-    (work / META_FILE).write_text(json.dumps(meta, indent=2))
+    return worst, int(got.shape[1])
 
 
 def _probe_images() -> list[Any]:

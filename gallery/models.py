@@ -59,3 +59,8 @@ class Image(models.Model):
 
     def __str__(self):
         return self.path or self.file.name
+
+    @property
+    def preview_url(self) -> str:
+        """Where to show the image small: its thumbnail, else the file itself."""
+        return (self.thumbnail or self.file).url

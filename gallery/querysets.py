@@ -15,7 +15,3 @@ class ImageQuerySet(models.QuerySet):
         Slice the result (ORDER BY ... LIMIT) so PostgreSQL can answer from the HNSW index.
         """
         return self.embedded().annotate(distance=CosineDistance("embedding", vector)).order_by("distance")
-
-    def similar_to(self, image) -> Self:
-        """Images nearest to ``image``, itself excluded."""
-        return self.nearest_to(image.embedding).exclude(pk=image.pk)

@@ -15,9 +15,8 @@ import re
 from typing import Annotated
 
 import pydantic
-from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
-from django.http import Http404, HttpRequest, JsonResponse, QueryDict
+from django.http import Http404, JsonResponse, QueryDict
 from django.http.multipartparser import MultiPartParserError
 from ninja import Field, File, Form, NinjaAPI, Query, Schema
 from ninja.decorators import decorate_view
@@ -25,10 +24,11 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.files import UploadedFile
 
 from encoders import embeddings
-from gallery.imaging import UnreadableImage, decode
+from gallery.imaging import UnreadableImage
 from gallery.models import Image
 
 from . import selectors, throttle, timing, uploads
+from .access import search_allowed
 from .forms import MAX_QUERY_LENGTH
 
 logger = logging.getLogger(__name__)
@@ -37,22 +37,14 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
 
-def search_access(request: HttpRequest) -> bool:
-    """Anyone may search unless SEARCH_REQUIRES_LOGIN is set; then a logged-in session is needed.
-
-    Searching changes and stores nothing, so the image POST needs no CSRF token.
-    """
-    if not getattr(settings, "SEARCH_REQUIRES_LOGIN", False):
-        return True
-    return bool(request.user.is_authenticated)
-
-
 api = NinjaAPI(
     title="Image search API",
     version="1",
     description=__doc__,
     urls_namespace="api",
-    auth=search_access,
+    # A plain callable, not ninja's django_auth: that would ask the image POST for a CSRF token,
+    # and searching changes and stores nothing.
+    auth=search_allowed,
 )
 
 
@@ -84,7 +76,7 @@ class Result(Schema):
     id: int
     score: float = Field(description="Cosine similarity to the query, 1 - cosine distance; higher is nearer.")
     url: str = Field(description="The original file.")
-    thumbnail_url: str
+    thumbnail_url: str = Field(description="A small JPEG of the image; the original file where there is none.")
     path: str = Field(description="Where the file came from, relative to the folder it was imported from.")
     width: int | None
     height: int | None
@@ -129,11 +121,17 @@ class Filters(Schema):
         )
 
 
-class TextQuery(Paging, Filters):
+class Search(Paging, Filters):
+    def options(self) -> dict:
+        """The selectors' keyword arguments: the page and the filters."""
+        return {"limit": self.limit, "offset": self.offset, "after": self.cursor(), "filters": self.filters()}
+
+
+class TextQuery(Search):
     q: Text = Field(..., description=f"What to look for, in any language (at most {MAX_QUERY_LENGTH} characters).")
 
 
-class ImageQuery(Paging, Filters):
+class ImageQuery(Search):
     pass
 
 
@@ -171,8 +169,8 @@ def _unauthorized(request, exc: AuthenticationError):
 
 @api.exception_handler(embeddings.EncoderUnavailable)
 def _unavailable(request, exc: embeddings.EncoderUnavailable):
-    logger.error("search model unavailable: %s", exc)
-    return _error(request, f"Search is unavailable: the model set by {exc.setting} could not be loaded.", 503)
+    logger.error("search encoder unavailable: %s", exc)
+    return _error(request, f"Search is unavailable: the encoder set by {exc.setting} could not be loaded.", 503)
 
 
 @api.exception_handler(UnreadableImage)
@@ -206,32 +204,29 @@ def _describe(errors) -> str:
 
 
 def _result(image: Image) -> dict:
-    url = image.file.url
     return {
         "id": image.pk,
         "score": image.score,
-        "url": url,
-        "thumbnail_url": image.thumbnail.url if image.thumbnail else url,
+        "url": image.file.url,
+        "thumbnail_url": image.preview_url,
         "path": image.path,
         "width": image.width,
         "height": image.height,
     }
 
 
-def _search(request, params: Paging, search) -> dict:
-    """Run ``search(limit=, offset=)`` for one page plus one row, which says whether there is a next page."""
-    limit = selectors.page_limit(limit=params.limit, offset=params.offset)
-    results = search(limit=limit + 1, offset=params.offset, after=params.cursor()) if limit else []
+def _page(request, params: Search, page: selectors.SearchPage) -> dict:
+    """The page as the API answers it; ``next`` is this request's URL with the next page's offset and cursor."""
     next_url = None
-    if len(results) > limit and params.offset + limit < selectors.SEARCH_MAX_DEPTH:
+    if page.next is not None:
         query = QueryDict(mutable=True)
         for name, value in params.model_dump().items():
             if value not in (None, ""):
                 query[name] = value.isoformat() if isinstance(value, dt.date) else str(value)
-        query["offset"] = str(params.offset + limit)
-        query["after"] = str(selectors.Cursor.after_page(results[:limit]))
+        query["offset"] = str(page.next_offset)
+        query["after"] = str(page.next)
         next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
-    return {"results": [_result(image) for image in results[:limit]], "next": next_url}
+    return {"results": [_result(image) for image in page.results], "next": next_url}
 
 
 def in_memory_upload(run):
@@ -267,11 +262,7 @@ def search_by_text(request, params: Query[TextQuery]):
         raise HttpError(400, "The query is empty.")
     if len(q) > MAX_QUERY_LENGTH:
         raise HttpError(400, f"The query is longer than {MAX_QUERY_LENGTH} characters.")
-    return _search(
-        request,
-        params,
-        functools.partial(selectors.image_search_by_text, q, filters=params.filters()),
-    )
+    return _page(request, params, selectors.image_search_by_text(q, **params.options()))
 
 
 @decorate_view(in_memory_upload, timing.with_server_timing)
@@ -292,16 +283,9 @@ def search_by_image(request, image: File[UploadedFile], params: Form[ImageQuery]
         params = ImageQuery.model_validate({**request.GET.dict(), **params.model_dump(exclude_unset=True)})
     except pydantic.ValidationError as exc:
         raise HttpError(400, _describe(exc.errors())) from exc
-    # Decoding and encoding are the expensive part: throttled; the database query that follows is not.
-    with throttle.image_search(request):
-        decoded = decode(image.file)
-        with timing.measure("encode"):
-            vector = embeddings.encode_images([decoded.image])[0]
-    return _search(
-        request,
-        params,
-        functools.partial(selectors.image_search_by_vector, vector, filters=params.filters()),
-    )
+    options = params.options()  # a broken cursor is a 400 before the image costs anything
+    vector = uploads.encode(request, image).vector
+    return _page(request, params, selectors.image_search_by_vector(vector, **options))
 
 
 @decorate_view(timing.with_server_timing)
@@ -313,4 +297,4 @@ def similar_images(request, image_id: int, params: Query[ImageQuery]):
     image = selectors.embedded_image_get(pk=image_id)
     if image is None:
         raise Http404(f"No image {image_id} in the collection.")
-    return _search(request, params, functools.partial(selectors.image_search_similar, image, filters=params.filters()))
+    return _page(request, params, selectors.image_search_similar(image, **params.options()))

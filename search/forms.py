@@ -141,24 +141,15 @@ class SearchForm(FilterForm):
 
 
 class ImageSearchForm(FilterForm):
-    """Search by an example image (a multipart upload), or the next page of one (its vector)."""
+    """Search by an example image (a multipart upload), or the next page of one (its vector).
+
+    The upload is decoded by the view (search.uploads.encode), under the image-search throttle.
+    """
 
     image = forms.FileField(required=False, label="Search by image")
     vector = forms.CharField(required=False, widget=forms.HiddenInput)
     offset = forms.IntegerField(required=False, min_value=0, max_value=SEARCH_MAX_DEPTH, widget=forms.HiddenInput)
     after = CursorField()
-
-    def clean_image(self):
-        """The upload decoded in memory (gallery.imaging), or a reason a person understands."""
-        from gallery.imaging import UnreadableImage, decode
-
-        upload = self.cleaned_data.get("image")
-        if not upload:
-            return None
-        try:
-            return decode(upload)
-        except UnreadableImage as exc:
-            raise forms.ValidationError(f"That file cannot be searched with: {exc}.") from exc
 
     def clean_vector(self):
         token = self.cleaned_data.get("vector")

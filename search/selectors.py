@@ -26,7 +26,9 @@ Paging: raising ef_search from one page to the next improves recall, so the deep
 find an image the shallower one missed, and plain OFFSET would then show the last image of the
 previous page again. A page therefore also takes a cursor (``after``: the distance and id of
 the last image shown), and continues strictly after it: no image is ever shown twice. Offset
-still sizes ef_search and numbers the results; without a cursor it is a plain OFFSET.
+still sizes ef_search and numbers the results; without a cursor it is a plain OFFSET. Each search
+returns a ``SearchPage``: its images and where the next page starts, known from one row fetched
+beyond the page; the page (site) and the API only translate it.
 """
 
 from __future__ import annotations
@@ -86,9 +88,32 @@ class Cursor:
             raise ValueError(text)
         return cursor
 
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of ranked images, and where the next one starts (both None at the end)."""
+
+    results: list[Image]
+    offset: int
+    next: Cursor | None = None
+    next_offset: int | None = None
+
     @classmethod
-    def after_page(cls, images: list[Image]) -> Cursor | None:
-        return cls(images[-1].distance, images[-1].pk) if images else None
+    def of(cls, images: list[Image], *, offset: int, limit: int) -> SearchPage:
+        """The page of ``limit`` from ``images``, which hold one more when there is a next page."""
+        results = images[:limit]
+        if len(images) > limit and offset + limit < SEARCH_MAX_DEPTH:
+            last = results[-1]
+            return cls(results, offset, next=Cursor(last.distance, last.pk), next_offset=offset + limit)
+        return cls(results, offset)
+
+    @property
+    def first_rank(self) -> int:
+        return self.offset + 1
+
+    @property
+    def last_rank(self) -> int:
+        return self.offset + len(self.results)
 
 
 @dataclass(frozen=True)
@@ -119,11 +144,6 @@ class ImageFilters:
 
 def _start_of_day(day: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
-
-
-def page_limit(*, limit: int, offset: int) -> int:
-    """``limit``, cut so the page ends by SEARCH_MAX_DEPTH (0 past it)."""
-    return max(0, min(limit, SEARCH_MAX_DEPTH - offset))
 
 
 def ef_search_for(depth: int) -> int:
@@ -166,21 +186,16 @@ def _is_small(queryset: QuerySet[Image]) -> bool:
     return queryset.order_by().values("pk")[: EXACT_SEARCH_MAX_ROWS + 1].count() <= EXACT_SEARCH_MAX_ROWS
 
 
-def image_search_by_vector(
+def _ranked(
     vector: np.ndarray,
     *,
     limit: int,
-    offset: int = 0,
-    after: Cursor | None = None,
-    filters: ImageFilters | None = None,
-    exclude_id: int | None = None,
+    offset: int,
+    after: Cursor | None,
+    filters: ImageFilters | None,
+    exclude_id: int | None,
 ) -> list[Image]:
-    """The images ranked offset..offset+limit by nearness to ``vector``, each with ``distance`` and ``score``.
-
-    With ``after`` (the cursor of the previous page), the ``limit`` images ranked after it.
-    """
-    if limit <= 0:
-        return []
+    """The images ranked offset..offset+limit by nearness to ``vector`` (or the ``limit`` after ``after``)."""
     queryset = Image.objects.nearest_to(vector)
     if exclude_id is not None:
         queryset = queryset.exclude(pk=exclude_id)
@@ -200,40 +215,48 @@ def image_search_by_vector(
     return images
 
 
+def image_search_by_vector(
+    vector: np.ndarray,
+    *,
+    limit: int,
+    offset: int = 0,
+    after: Cursor | None = None,
+    filters: ImageFilters | None = None,
+    exclude_id: int | None = None,
+) -> SearchPage:
+    """The page of ``limit`` images from ``offset`` (or after the cursor ``after``) by nearness to ``vector``.
+
+    Each image has ``distance`` and ``score``. The page ends by SEARCH_MAX_DEPTH.
+    """
+    limit = max(0, min(limit, SEARCH_MAX_DEPTH - offset))
+    if limit == 0:
+        return SearchPage([], offset)
+    # One row more than the page says whether there is a next one (it also counts in ef_search).
+    images = _ranked(vector, limit=limit + 1, offset=offset, after=after, filters=filters, exclude_id=exclude_id)
+    return SearchPage.of(images, offset=offset, limit=limit)
+
+
 def image_search_by_text(
     text: str, *, limit: int, offset: int = 0, after: Cursor | None = None, filters: ImageFilters | None = None
-) -> list[Image]:
+) -> SearchPage:
     """Images matching a description in any language (raises embeddings.EncoderUnavailable)."""
     with timing.measure("encode"):
-        vector = text_vector(text)
+        vector = _text_vector(text, settings.CLIP_TEXT_MODEL)
     return image_search_by_vector(vector, limit=limit, offset=offset, after=after, filters=filters)
 
 
-def text_vector(text: str):
-    """The query's vector; the next page of the same query reuses it (the same vector, the same ranking)."""
-    return _text_vector(text, settings.CLIP_TEXT_MODEL)
-
-
+# The next page of the same query reuses its vector: the same vector, the same ranking.
 @functools.lru_cache(maxsize=256)
-def _text_vector(text: str, model: str):
+def _text_vector(text: str, encoder: str):
     vector = embeddings.encode_text(text)
     vector.flags.writeable = False
     return vector
 
 
-def image_search_by_image(
-    pil_image, *, limit: int, offset: int = 0, after: Cursor | None = None, filters: ImageFilters | None = None
-) -> list[Image]:
-    """Images that look like ``pil_image`` (raises embeddings.EncoderUnavailable)."""
-    with timing.measure("encode"):
-        vector = embeddings.encode_images([pil_image])[0]
-    return image_search_by_vector(vector, limit=limit, offset=offset, after=after, filters=filters)
-
-
 def image_search_similar(
     image: Image, *, limit: int, offset: int = 0, after: Cursor | None = None, filters: ImageFilters | None = None
-) -> list[Image]:
-    """Images nearest to ``image``, itself excluded (no model needed: its vector is stored)."""
+) -> SearchPage:
+    """Images nearest to ``image``, itself excluded (no encoder needed: its vector is stored)."""
     return image_search_by_vector(
         image.embedding, limit=limit, offset=offset, after=after, filters=filters, exclude_id=image.pk
     )

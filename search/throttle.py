@@ -1,4 +1,4 @@
-"""Search by image runs the image model on an upload: the one request that can pin the CPU. Two guards keep it in check.
+"""Search by image runs the image encoder on an upload: the one request that can pin the CPU. Two guards keep it in check.
 
 - A rate per client (IMAGE_SEARCH_RATE, e.g. ``20/minute``): a fixed-window counter in Django's
   cache. The client is the logged-in user, else the address the request came from: REMOTE_ADDR,
@@ -6,10 +6,10 @@
   X-Forwarded-For (anyone can send that header, so it is ignored otherwise).
 - A cap on the images being decoded and encoded at once in this process
   (IMAGE_SEARCH_CONCURRENCY): a request waits at most IMAGE_SEARCH_QUEUE_TIMEOUT seconds for a
-  slot, so many clients together cannot queue up unbounded work behind the model.
+  slot, so many clients together cannot queue up unbounded work behind the encoder.
 
 Over either, ``Throttled`` (a 429 with Retry-After). Text search and the similar walk are not
-limited: a text query costs a fraction of an image and is cached, the walk needs no model.
+limited: a text query costs a fraction of an image and is cached, the walk needs no encoder.
 
 The counters live in the default cache. Django's default cache, LocMemCache, is per process: with
 several gunicorn workers each one counts on its own, so a client may get up to workers x the

@@ -46,7 +46,7 @@ def server_timing(timings: dict[str, float]) -> str:
 
 
 def with_server_timing(view):
-    """Time what a view measures (the model, the database) into its response's Server-Timing header."""
+    """Time what a view measures (the encoders, the database) into its response's Server-Timing header."""
 
     @functools.wraps(view)
     def wrapped(request, *args, **kwargs):

@@ -3,15 +3,27 @@
 Django's default handlers would write a large upload to a temporary file; the query image is
 not part of the collection and must leave nothing behind, so it never touches the disk.
 Handlers must be set before anything reads request.POST (CSRF included), see ``install``.
+The page and the API then both turn the upload into a query vector with ``encode``.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.files.uploadedfile import InMemoryUploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+
+from encoders import embeddings
+from gallery.imaging import decode
+
+from . import throttle, timing
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    from django.core.files.uploadedfile import UploadedFile
 
 # Room for the multipart framing and the small fields beside the image.
 FORM_OVERHEAD_BYTES = 64 * 1024
@@ -81,3 +93,25 @@ def check(handler: InMemoryImageUploadHandler) -> None:
     """After the body was parsed: raise UploadTooLarge when the handler stopped reading."""
     if handler.too_large:
         raise UploadTooLarge(handler.max_bytes)
+
+
+@dataclass(frozen=True)
+class QueryImage:
+    """An uploaded query image, encoded: its vector, and a small JPEG to show it back."""
+
+    vector: np.ndarray
+    thumbnail: bytes
+
+
+def encode(request, upload: UploadedFile) -> QueryImage:
+    """Decode and encode an uploaded query image under the image-search throttle.
+
+    Raises throttle.Throttled, gallery.imaging.UnreadableImage or embeddings.EncoderUnavailable.
+    """
+    # Decoding and encoding are what search by image costs, so both are throttled; the database
+    # query that follows is not, and the next page carries the vector, not the image.
+    with throttle.image_search(request):
+        decoded = decode(upload)
+        with timing.measure("encode"):
+            vector = embeddings.encode_images([decoded.image])[0]
+    return QueryImage(vector=vector, thumbnail=decoded.thumbnail)

@@ -3,12 +3,14 @@
 Plain GETs and a multipart POST that work without JavaScript; static/js/search.js only enhances
 (drop and paste, "more" in place, a lightbox). Requests sent with ``X-Partial: results`` (or
 ``X-Partial: image``) get just the fragment that the script swaps in.
+
+Links are written by the templates with ``{% querystring search_query ... %}``: ``search_query``
+is the search as links carry it, and each link adds its step of the walk or its page.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import functools
 import logging
 
@@ -16,16 +18,16 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404, render
-from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
-from encoders import embeddings
 from encoders.embeddings import EncoderUnavailable
+from gallery.imaging import UnreadableImage
 from gallery.models import Image
 
 from . import selectors, throttle, timing, uploads
+from .access import search_allowed
 from .forms import ImageSearchForm, SearchForm, vector_to_token
 
 logger = logging.getLogger(__name__)
@@ -36,12 +38,12 @@ EMPTY_COLLECTION = (
 EMPTY_QUERY = "Type a few words to search, in any language, or search with an image."
 
 
-def search_access(view):
-    """Search is public unless SEARCH_REQUIRES_LOGIN is set."""
+def requires_search_access(view):
+    """Send people who may not search (search.access) to the login page."""
 
     @functools.wraps(view)
     def wrapped(request, *args, **kwargs):
-        if getattr(settings, "SEARCH_REQUIRES_LOGIN", False) and not request.user.is_authenticated:
+        if not search_allowed(request):
             return redirect_to_login(request.get_full_path())
         return view(request, *args, **kwargs)
 
@@ -49,45 +51,52 @@ def search_access(view):
 
 
 def _unavailable_message(request, exc: EncoderUnavailable) -> str:
-    logger.error("search model unavailable: %s", exc)
-    message = "Search is unavailable right now: the model could not be loaded. Please try again later."
+    logger.error("search encoder unavailable: %s", exc)
+    message = "Search is unavailable right now: the encoder could not be loaded. Please try again later."
     if request.user.is_staff or settings.DEBUG:
         message += f" ({exc})"
     return message
 
 
-def _querystring(params: dict) -> str:
+def _errors_message(form) -> str:
+    return " ".join(" ".join(errors) for errors in form.errors.values())
+
+
+def _search_query(*, q: str, filter_params: dict[str, str]) -> QueryDict:
+    """The search as every link from the page carries it: the query and the active filters.
+
+    Built from the cleaned form, not taken from request.GET (what ``{% querystring %}`` would use
+    by default): the form sends every field, filled or not, and the search by image is a POST.
+    """
     query = QueryDict(mutable=True)
-    for name, value in params.items():
-        if value not in (None, "", []):
-            query[name] = value
-    return query.urlencode()
+    if q:
+        query["q"] = q
+    query.update(filter_params)
+    return query
 
 
-def _page_context(*, results: list[Image] | None, offset: int, limit: int) -> dict:
-    """Results trimmed to the page (they hold one more, to know), and where the next page starts (None at the end)."""
-    if results is None:
-        return {"results": None, "offset": offset, "next_offset": None}
-    more = len(results) > limit and offset + limit < selectors.SEARCH_MAX_DEPTH
-    page = results[:limit]
-    return {
-        "results": page,
-        "offset": offset,
-        "first_rank": offset + 1,
-        "last_rank": offset + len(page),
-        "next_offset": offset + limit if more else None,
-        "next_after": str(selectors.Cursor.after_page(page)) if more else "",
-    }
+def _ids(ids: list[int]) -> str | None:
+    """A trail as a link writes it; None for none, so that ``{% querystring %}`` leaves it out."""
+    return ",".join(str(pk) for pk in ids) or None
 
 
 def _render(request, context: dict, *, status: int = 200):
-    partial = request.headers.get("X-Partial") == "results" and context.get("results")
+    page = context["page"]
+    partial = request.headers.get("X-Partial") == "results" and page is not None and page.results
     template = "search/partials/results_page.html" if partial else "search/index.html"
     return render(request, template, context, status=status)
 
 
+def _show(request, context: dict, page: selectors.SearchPage, *, status: int = 200):
+    """Render a page of results, saying why when it is empty."""
+    context["page"] = page
+    if not page.results:
+        context["message"] = "No images match these filters." if context["filters_active"] else "No more images."
+    return _render(request, context, status=status)
+
+
 @csrf_exempt  # checked by csrf_protect below, once the upload handler is in place
-@search_access
+@requires_search_access
 @timing.with_server_timing
 @vary_on_headers("X-Partial")
 def index(request):
@@ -100,12 +109,17 @@ def index(request):
 def _base_context(form) -> dict:
     return {
         "form": form,
-        "results": None,
+        "page": None,
         "message": "",
         "message_kind": "info",
         "filter_params": {},
         "filters_active": False,
         "mode": None,
+        "search_query": QueryDict(),
+        # The walk: this page's step (similar, trail) and the trail its results' links carry on.
+        "similar": None,
+        "trail": None,
+        "walk_trail": None,
     }
 
 
@@ -113,80 +127,71 @@ def _text_or_similar_search(request):
     form = SearchForm(request.GET)
     context = _base_context(form)
     if not form.is_valid():
-        context["message"] = " ".join(" ".join(errors) for errors in form.errors.values())
-        context["message_kind"] = "error"
+        context.update(message=_errors_message(form), message_kind="error")
         return _render(request, context, status=400)
 
     data = form.cleaned_data
     filters = form.filters()
     filter_params = form.filter_params()
-    context.update(filter_params=filter_params, filters_active=bool(filters), q=data["q"])
-    offset = data["offset"] or 0
-    limit = selectors.page_limit(limit=settings.SEARCH_PAGE_SIZE, offset=offset)
-    status = 200
-
+    context.update(
+        filter_params=filter_params,
+        filters_active=bool(filters),
+        q=data["q"],
+        search_query=_search_query(q=data["q"], filter_params=filter_params),
+    )
     if selectors.collection_is_empty():
         context["message"] = EMPTY_COLLECTION
         return _render(request, context)
 
-    results = None
+    search = {
+        "limit": settings.SEARCH_PAGE_SIZE,
+        "offset": data["offset"] or 0,
+        "after": data["after"],
+        "filters": filters,
+    }
     if data["similar"]:
-        anchor = selectors.embedded_image_get(pk=data["similar"])
-        if anchor is None:
-            context.update(message="That image is no longer in the collection.", message_kind="error")
-            return _render(request, context, status=404)
-        trail = [pk for pk in data["trail"] if pk != anchor.pk]
-        context.update(
-            mode="similar",
-            anchor=anchor,
-            anchor_name=(anchor.path or anchor.file.name).rsplit("/", 1)[-1],
-            trail_images=_breadcrumbs(trail, q=data["q"], filter_params=filter_params),
-            origin_query=_querystring({"q": data["q"], **filter_params}),
-            # Links from these results carry the walk one step further.
-            walk_query=_querystring({"q": data["q"], **filter_params, "trail": _ids([*trail, anchor.pk])}),
-            more_query=_querystring({"q": data["q"], **filter_params, "similar": anchor.pk, "trail": _ids(trail)}),
-        )
-        results = selectors.image_search_similar(
-            anchor, limit=limit + 1, offset=offset, after=data["after"], filters=filters
-        )
-    elif data["q"]:
-        context.update(
-            mode="text",
-            walk_query=_querystring({"q": data["q"], **filter_params}),
-            more_query=_querystring({"q": data["q"], **filter_params}),
-        )
-        try:
-            results = selectors.image_search_by_text(
-                data["q"], limit=limit + 1, offset=offset, after=data["after"], filters=filters
-            )
-        except EncoderUnavailable as exc:
-            context.update(message=_unavailable_message(request, exc), message_kind="error", mode=None)
-            status = 503
-    elif "q" in request.GET:
+        return _similar_search(request, context, anchor_pk=data["similar"], trail=data["trail"], **search)
+    if data["q"]:
+        return _text_search(request, context, q=data["q"], **search)
+    if "q" in request.GET:
         context["message"] = EMPTY_QUERY
     else:
         context["collection_size"] = selectors.collection_size()
-
-    context.update(_page_context(results=results, offset=offset, limit=limit))
-    if results == [] and filters:
-        context["message"] = "No images match these filters."
-    elif results == []:
-        context["message"] = "No more images."
-    return _render(request, context, status=status)
+    return _render(request, context)
 
 
-def _ids(ids: list[int]) -> str:
-    return ",".join(str(pk) for pk in ids)
+def _text_search(request, context: dict, *, q: str, **search):
+    context["mode"] = "text"
+    try:
+        page = selectors.image_search_by_text(q, **search)
+    except EncoderUnavailable as exc:
+        context.update(message=_unavailable_message(request, exc), message_kind="error", mode=None)
+        return _render(request, context, status=503)
+    return _show(request, context, page)
 
 
-def _breadcrumbs(trail: list[int], *, q: str, filter_params: dict) -> list[tuple[Image, str]]:
-    """(image, link) for each image visited before, each link going back to that step of the walk."""
-    crumbs = []
+def _similar_search(request, context: dict, *, anchor_pk: int, trail: list[int], **search):
+    anchor = selectors.embedded_image_get(pk=anchor_pk)
+    if anchor is None:
+        context.update(message="That image is no longer in the collection.", message_kind="error")
+        return _render(request, context, status=404)
+    trail = [pk for pk in trail if pk != anchor.pk]
+    context.update(
+        mode="similar",
+        anchor=anchor,
+        anchor_name=(anchor.path or anchor.file.name).rsplit("/", 1)[-1],
+        trail_images=_breadcrumbs(trail),
+        similar=anchor.pk,
+        trail=_ids(trail),
+        walk_trail=_ids([*trail, anchor.pk]),
+    )
+    return _show(request, context, selectors.image_search_similar(anchor, **search))
+
+
+def _breadcrumbs(trail: list[int]) -> list[tuple[Image, str | None]]:
+    """(image, the trail before it) for each image visited before: each a link back to that step of the walk."""
     images = selectors.images_by_id(trail)
-    for i, image in enumerate(images):
-        before = [previous.pk for previous in images[:i]]
-        crumbs.append((image, _querystring({"q": q, **filter_params, "similar": image.pk, "trail": _ids(before)})))
-    return crumbs
+    return [(image, _ids([previous.pk for previous in images[:i]])) for i, image in enumerate(images)]
 
 
 def _image_search(request):
@@ -215,68 +220,59 @@ def _image_search_checked(request, handler):
     if selectors.collection_is_empty():
         context["message"] = EMPTY_COLLECTION
         return _render(request, context)
-    # Decoding (in the form) and encoding an upload are what image search costs, so they are
-    # throttled (Throttled: see _image_search); the next page carries the vector and is free.
-    guard = throttle.image_search(request) if request.FILES.get("image") else contextlib.nullcontext()
-    with guard:
-        if not form.is_valid():
-            context["message"] = " ".join(" ".join(errors) for errors in form.errors.values())
-            context["message_kind"] = "error"
-            return _render(request, context, status=400)
-        decoded = form.cleaned_data["image"]
-        try:
-            if decoded is not None:
-                with timing.measure("encode"):
-                    vector = embeddings.encode_images([decoded.image])[0]
-            else:
-                vector = form.cleaned_data["vector"]
-        except EncoderUnavailable as exc:
-            context.update(message=_unavailable_message(request, exc), message_kind="error")
-            return _render(request, context, status=503)
+    if not form.is_valid():
+        context.update(message=_errors_message(form), message_kind="error")
+        return _render(request, context, status=400)
 
     data = form.cleaned_data
+    preview = None
+    try:
+        if data["image"]:
+            query_image = uploads.encode(request, data["image"])  # Throttled: see _image_search
+            vector = query_image.vector
+            preview = "data:image/jpeg;base64," + base64.b64encode(query_image.thumbnail).decode("ascii")
+        else:
+            vector = data["vector"]  # the next page of an image search
+    except UnreadableImage as exc:
+        context.update(message=f"That file cannot be searched with: {exc}.", message_kind="error")
+        return _render(request, context, status=400)
+    except EncoderUnavailable as exc:
+        context.update(message=_unavailable_message(request, exc), message_kind="error")
+        return _render(request, context, status=503)
+
     filters = form.filters()
     filter_params = form.filter_params()
-    offset = data["offset"] or 0
-    limit = selectors.page_limit(limit=settings.SEARCH_PAGE_SIZE, offset=offset)
-    results = selectors.image_search_by_vector(
-        vector, limit=limit + 1, offset=offset, after=data["after"], filters=filters
-    )
     context.update(
         mode="image",
         filter_params=filter_params,
         filters_active=bool(filters),
+        search_query=_search_query(q="", filter_params=filter_params),
         vector_token=vector_to_token(vector),
-        walk_query=_querystring(filter_params),
-        preview=("data:image/jpeg;base64," + base64.b64encode(decoded.thumbnail).decode("ascii") if decoded else None),
+        preview=preview,
     )
-    context.update(_page_context(results=results, offset=offset, limit=limit))
-    if results == []:
-        context["message"] = "No images match these filters." if filters else "No more images."
-    return _render(request, context)
+    page = selectors.image_search_by_vector(
+        vector, limit=settings.SEARCH_PAGE_SIZE, offset=data["offset"] or 0, after=data["after"], filters=filters
+    )
+    return _show(request, context, page)
 
 
 @require_GET
-@search_access
+@requires_search_access
 @vary_on_headers("X-Partial")
 def image_detail(request, pk: int):
     """One image with its metadata, a link to the original and the way on to similar images."""
     image = get_object_or_404(Image.objects.defer("embedding"), pk=pk)
     form = SearchForm(request.GET)
     form.is_valid()  # only to carry the walk on; anything invalid is dropped
-    data = {name: value for name, value in form.cleaned_data.items() if name in ("q", "trail")}
     filter_params = form.filter_params() if not form.errors else {}
-    trail = data.get("trail") or []
-    similar_query = _querystring({"q": data.get("q", ""), **filter_params, "trail": _ids(trail), "similar": image.pk})
-    folders = []
     parts = image.path.split("/")[:-1] if image.path else []
-    for i, name in enumerate(parts):
-        folders.append((name, _querystring({"folder": "/".join(parts[: i + 1])})))
     context = {
         "image": image,
-        "similar_url": f"{reverse('search:index')}?{similar_query}",
-        "folders": folders,
-        "file_name": image.path.rsplit("/", 1)[-1] if image.path else image.file.name.rsplit("/", 1)[-1],
+        "search_query": _search_query(q=form.cleaned_data.get("q", ""), filter_params=filter_params),
+        "trail": _ids(form.cleaned_data.get("trail") or []),
+        # (name, the folder it names): each a link to the images in that folder.
+        "folders": [(name, "/".join(parts[: i + 1])) for i, name in enumerate(parts)],
+        "file_name": (image.path or image.file.name).rsplit("/", 1)[-1],
         "embedded": image.state == Image.State.EMBEDDED,
     }
     template = "search/partials/image.html" if request.headers.get("X-Partial") == "image" else "search/image.html"

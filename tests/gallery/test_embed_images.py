@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
+from encoders.embeddings import encode_images
 from gallery.models import Image
-from search.selectors import image_search_by_image
+from search.selectors import image_search_by_vector
 from tests.images import photo, write_photos
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the command decodes in worker threads
@@ -35,7 +36,7 @@ def test_a_stored_image_finds_itself_first(tmp_path):
     paths = write_photos(tmp_path / "lib", 12)
     call_command("embed_images", str(tmp_path / "lib"), verbosity=0)
     for index in (0, 5, 11):
-        results = image_search_by_image(photo(index), limit=3)
+        results = image_search_by_vector(encode_images([photo(index)])[0], limit=3).results
         assert results[0].path == paths[index].name
         assert results[0].score > 0.99
         assert results[0].score >= results[1].score >= results[2].score

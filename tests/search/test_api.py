@@ -227,4 +227,13 @@ def test_server_timing_says_where_the_time_went(client, collection):
 def test_search_can_require_a_login(client, admin_client, collection, settings):
     settings.SEARCH_REQUIRES_LOGIN = True
     assert_error(client.get("/api/search", {"q": "cat"}), 401)
+    assert_error(client.post("/api/search/image", {"image": upload(1)}), 401)
+    assert_error(client.get(f"/api/images/{collection[0].pk}/similar"), 401)
     assert admin_client.get("/api/search", {"q": "cat"}).status_code == 200
+
+
+def test_an_image_without_a_thumbnail_is_its_own_thumbnail(client, collection):
+    Image.objects.filter(pk=collection[5].pk).update(thumbnail="")
+    results = client.get(f"/api/images/{collection[4].pk}/similar", {"limit": 100}).json()["results"]
+    (result,) = [r for r in results if r["id"] == collection[5].pk]
+    assert result["thumbnail_url"] == result["url"] == collection[5].file.url

@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from encoders import embeddings
 from gallery.models import Image
 from search import selectors
 from tests.images import photo
@@ -81,7 +82,7 @@ def test_text_image_similar_and_filtered_searches_run_on_the_hnsw_index(big_coll
     some = Image.objects.embedded().first()
     searches = {
         "text": lambda: selectors.image_search_by_text("ein roter Hund am Strand", limit=24),
-        "image": lambda: selectors.image_search_by_image(photo(3), limit=24),
+        "image": lambda: selectors.image_search_by_vector(embeddings.encode_images([photo(3)])[0], limit=24),
         "similar": lambda: selectors.image_search_similar(some, limit=24),
         "filtered": lambda: selectors.image_search_by_text(
             "雪山", limit=24, filters=selectors.ImageFilters(format="png", date_from=dt.date(2021, 1, 1))
@@ -97,7 +98,8 @@ def test_text_image_similar_and_filtered_searches_run_on_the_hnsw_index(big_coll
 def test_ef_search_covers_the_page_within_a_cap(big_collection, settings):
     settings.HNSW_EF_SEARCH = 100
     query = _unit_vectors(1, seed=9)[0]
-    for offset, expected in ((0, 100), (200, 224), (990, 1000)):
+    # A page of 24 is fetched with one row more, which says whether there is a next page.
+    for offset, expected in ((0, 100), (200, 225), (990, 1000)):
         with CaptureQueriesContext(connection) as captured:
             selectors.image_search_by_vector(query, limit=24, offset=offset)
         sql = next(q["sql"] for q in captured.captured_queries if "set_config" in q["sql"])
@@ -108,7 +110,7 @@ def test_ef_search_covers_the_page_within_a_cap(big_collection, settings):
 def test_a_small_filtered_set_is_searched_exactly(big_collection):
     query = _unit_vectors(1, seed=5)[0]
     filters = selectors.ImageFilters(path_prefix="rare/", format="PNG")  # 300 rows
-    results = selectors.image_search_by_vector(query, limit=24, filters=filters)
+    results = selectors.image_search_by_vector(query, limit=24, filters=filters).results
     rare = set(Image.objects.filter(path__startswith="rare/", format="PNG").values_list("pk", flat=True))
     assert [image.pk for image in results] == exact_ids(query, big_collection, keep=rare.__contains__)[:24]
     plan = plan_of(lambda: selectors.image_search_by_vector(query, limit=24, filters=filters))
@@ -130,15 +132,16 @@ def test_a_narrow_filter_on_the_index_still_fills_its_pages(big_collection, monk
     after = None
     for page in range(4):
         with CaptureQueriesContext(connection) as captured:
-            results = selectors.image_search_by_vector(query, limit=24, offset=24 * page, after=after, filters=filters)
-        assert len(results) == 24
+            found = selectors.image_search_by_vector(query, limit=24, offset=24 * page, after=after, filters=filters)
+        results = found.results
+        assert len(results) == 24 and found.next_offset == 24 * (page + 1)
         # ... from the index alone: no exact search had to step in.
         assert sum(q["sql"].startswith("WITH nearest") for q in captured.captured_queries) == 1
         assert all(image.path.startswith("rare/") for image in results)
         distances = [image.distance for image in results]
         assert distances == sorted(distances)
         seen += [image.pk for image in results]
-        after = selectors.Cursor.after_page(results)
+        after = found.next
     assert len(set(seen)) == len(seen) == 96
     assert len(set(seen) & set(truth[:96])) >= 0.9 * 96
 
@@ -150,11 +153,14 @@ def test_paging_deep_never_repeats_and_stays_in_order(big_collection):
     query = _unit_vectors(1, seed=7)[0]
     seen, scores, after = [], [], None
     for page in range(10):
-        results = selectors.image_search_by_vector(query, limit=100, offset=100 * page, after=after)
-        assert len(results) == 100
-        seen += [image.pk for image in results]
-        scores += [image.score for image in results]
-        after = selectors.Cursor.after_page(results)
+        found = selectors.image_search_by_vector(query, limit=100, offset=100 * page, after=after)
+        assert len(found.results) == 100
+        seen += [image.pk for image in found.results]
+        scores += [image.score for image in found.results]
+        after = found.next
+    # Paging stops at SEARCH_MAX_DEPTH, with 2000 rows still unseen.
+    assert after is None and found.next_offset is None
+    assert selectors.image_search_by_vector(query, limit=100, offset=1000).results == []
     assert len(set(seen)) == len(seen) == 1000
     assert scores == sorted(scores, reverse=True)
     recall = len(set(seen) & set(exact_ids(query, big_collection)[:1000])) / 1000

@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import pytest
 from django.db import connection
 
@@ -25,3 +27,16 @@ def test_a_cursor_reads_back_what_it_wrote_and_nothing_else():
     for bad in ("", "0.5", "nan_3", "0.5_x", "0.5_0", "inf_2"):
         with pytest.raises(ValueError):
             selectors.Cursor.parse(bad)
+
+
+def test_a_page_says_where_the_next_one_starts_and_paging_stops_at_the_depth_cap():
+    rows = [SimpleNamespace(pk=pk, distance=pk / 100) for pk in range(1, 7)]
+    page = selectors.SearchPage.of(rows, offset=40, limit=5)
+    assert page.results == rows[:5] and (page.first_rank, page.last_rank) == (41, 45)
+    assert page.next == selectors.Cursor(0.05, 5) and page.next_offset == 45
+    # No row beyond the page: it is the last.
+    end = selectors.SearchPage.of(rows[:5], offset=40, limit=5)
+    assert end.next is None and end.next_offset is None
+    # A page that ends at SEARCH_MAX_DEPTH is the last, whatever lies beyond.
+    deepest = selectors.SearchPage.of(rows, offset=selectors.SEARCH_MAX_DEPTH - 5, limit=5)
+    assert deepest.next is None and deepest.next_offset is None

@@ -43,7 +43,7 @@ def test_search_page_renders_results_for_a_text_query(client, tmp_path):
     html = response.content.decode()
     assert html.count('class="result"') == 5
     assert "/media/thumbnails/" in html
-    results = response.context["results"]
+    results = response.context["page"].results
     scores = [r.score for r in results]
     assert scores == sorted(scores, reverse=True)
 
@@ -78,7 +78,10 @@ def test_text_search_in_any_language_shows_a_ranked_grid_with_scores(client, col
 
 
 def test_more_results_continue_in_order_without_repeats(client, collection):
-    html = client.get(INDEX, {"q": "a dog running on the beach"}).content.decode()
+    first = client.get(INDEX, {"q": "a dog running on the beach"})
+    page = first.context["page"]
+    assert (page.offset, page.next_offset, page.last_rank) == (0, 24, 24) and page.next is not None
+    html = first.content.decode()
     ids = result_ids(html)
     while more := links(html, "more-button"):
         response = client.get(more[0])
@@ -213,7 +216,18 @@ def test_an_image_page_shows_its_metadata_and_the_way_on(client, collection):
     assert client.get("/images/999999/").status_code == 404
 
 
-def test_search_can_require_a_login(client, collection, settings):
+def test_search_can_require_a_login(client, admin_client, collection, settings):
     settings.SEARCH_REQUIRES_LOGIN = True
-    response = client.get(INDEX, {"q": "cat"})
-    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    image_page = f"/images/{collection[0].pk}/"
+    for response in (client.get(INDEX, {"q": "cat"}), client.post(INDEX, {"image": upload(3)}), client.get(image_page)):
+        assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    assert admin_client.get(INDEX, {"q": "cat"}).context["mode"] == "text"
+    assert admin_client.get(image_page).status_code == 200
+
+
+def test_an_image_without_a_thumbnail_shows_its_file(client, collection):
+    Image.objects.filter(pk=collection[5].pk).update(thumbnail="")
+    response = client.get(INDEX, {"similar": collection[4].pk})
+    shown = {image.pk: image for image in response.context["page"].results}
+    assert shown[collection[5].pk].preview_url == collection[5].file.url
+    assert f'<img src="{collection[5].file.url}"' in response.content.decode()

@@ -143,7 +143,7 @@ def truth_from_folders() -> Truth:
 def ranked_ids(vector: np.ndarray, *, k: int, exact: bool, exclude_id: int | None = None) -> list[int]:
     """The ids of the search's top k for ``vector``, from the index or by exact search."""
     page = selectors.image_search_by_vector(vector, limit=k, exact=exact, exclude_id=exclude_id)
-    return [image.pk for image in page]
+    return [image.pk for image in page.results]
 
 
 @dataclass

@@ -194,6 +194,7 @@ def _ranked(
     after: Cursor | None,
     filters: ImageFilters | None,
     exclude_id: int | None,
+    exact: bool = False,
 ) -> list[Image]:
     """The images ranked offset..offset+limit by nearness to ``vector`` (or the ``limit`` after ``after``)."""
     queryset = Image.objects.nearest_to(vector)
@@ -203,7 +204,7 @@ def _ranked(
         queryset = filters.apply(queryset)
     page = functools.partial(_page, queryset, limit=limit, offset=offset, after=after)
     with timing.measure("db"), transaction.atomic():
-        exact = bool(filters) and _is_small(queryset)
+        exact = exact or (bool(filters) and _is_small(queryset))
         images = page(exact=exact)
     if not exact and len(images) < limit:
         # The index came back short: the graph walk gave up on a narrow filter, or the collection
@@ -223,16 +224,20 @@ def image_search_by_vector(
     after: Cursor | None = None,
     filters: ImageFilters | None = None,
     exclude_id: int | None = None,
+    exact: bool = False,
 ) -> SearchPage:
     """The page of ``limit`` images from ``offset`` (or after the cursor ``after``) by nearness to ``vector``.
 
-    Each image has ``distance`` and ``score``. The page ends by SEARCH_MAX_DEPTH.
+    Each image has ``distance`` and ``score``. The page ends by SEARCH_MAX_DEPTH. ``exact`` compares
+    the query with every vector instead of asking the index (``manage.py evaluate`` measures both).
     """
     limit = max(0, min(limit, SEARCH_MAX_DEPTH - offset))
     if limit == 0:
         return SearchPage([], offset)
     # One row more than the page says whether there is a next one (it also counts in ef_search).
-    images = _ranked(vector, limit=limit + 1, offset=offset, after=after, filters=filters, exclude_id=exclude_id)
+    images = _ranked(
+        vector, limit=limit + 1, offset=offset, after=after, filters=filters, exclude_id=exclude_id, exact=exact
+    )
     return SearchPage.of(images, offset=offset, limit=limit)
 
 

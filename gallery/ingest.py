@@ -23,60 +23,12 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from encoders import embeddings
 
+from . import formats
 from .imaging import UnreadableImage
 from .models import Image
 from .services import Prepared, images_upsert, prepare_fields, sha256_of
 from .storage import image_name, media_relative, save_once, thumbnail_name
 from .workers import DecodePool
-
-IMAGE_EXTENSIONS = {
-    ".jpg",
-    ".jpeg",
-    ".jpe",
-    ".jfif",
-    ".png",
-    ".webp",
-    ".gif",
-    ".tif",
-    ".tiff",
-    ".bmp",
-    ".dib",
-    ".heic",
-    ".heif",
-    ".avif",
-    ".jp2",
-    ".jpf",
-    ".jpx",
-    ".j2k",
-    ".ico",
-    ".ppm",
-    ".pgm",
-    ".pbm",
-    ".pnm",
-    ".tga",
-    ".qoi",
-    ".pcx",
-    ".psd",
-    ".dds",
-    ".sgi",
-    ".rgb",
-    ".mpo",
-    ".im",
-    ".xbm",
-    ".xpm",
-    ".msp",
-    ".icns",
-    ".apng",
-    ".fli",
-    ".flc",
-    ".spider",
-    ".ras",
-    ".eps",
-    ".blp",
-    ".ftex",
-    ".gbr",
-    ".dcx",
-}
 
 
 @dataclass
@@ -168,7 +120,7 @@ class Ingestor:
         relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
         # A file named like an image that cannot be used is a failure the admin shows; anything else
         # (a README, a .grb) is only skipped.
-        unusable = "failed" if path.suffix.lower() in IMAGE_EXTENSIONS else "skipped"
+        unusable = "failed" if formats.for_file(path) else "skipped"
         try:
             return self._prepare_unsafe(root, path, relative)
         except UnreadableImage as exc:

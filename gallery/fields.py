@@ -60,18 +60,29 @@ def vector_type_in_database(connection, model) -> str:
     return column_type.split("(")[0]
 
 
-def rebuild_hnsw_index(schema_editor, model, index: EmbeddingHnswIndex, *, convert_to: str | None = None) -> None:
+def rebuild_hnsw_index(
+    schema_editor,
+    model,
+    index: EmbeddingHnswIndex,
+    *,
+    convert_to: str | None = None,
+    memory: str | None = None,
+    workers: int | None = None,
+) -> None:
     """Drop ``index`` and build it again for the column's vector type, converting the column to ``convert_to`` first.
 
-    Run it inside a transaction: HNSW_BUILD_MEMORY and HNSW_BUILD_WORKERS are set for that
-    transaction only, and a failure leaves the column and its index as they were.
+    Run it inside a transaction: ``memory`` and ``workers`` (HNSW_BUILD_MEMORY and
+    HNSW_BUILD_WORKERS unless given) hold for that transaction only, and a failure leaves the
+    column and its index as they were.
     """
     table, column = model._meta.db_table, model._meta.get_field("embedding")
     quote = schema_editor.quote_name
+    memory = memory or settings.HNSW_BUILD_MEMORY
+    workers = settings.HNSW_BUILD_WORKERS if workers is None else workers
     # set_config(..., true) is SET LOCAL with the value as a parameter: PostgreSQL checks it, nothing is quoted by hand.
     schema_editor.execute(
         "SELECT set_config('maintenance_work_mem', %s, true), set_config('max_parallel_maintenance_workers', %s, true)",
-        [str(settings.HNSW_BUILD_MEMORY), str(int(settings.HNSW_BUILD_WORKERS))],
+        [str(memory), str(int(workers))],
     )
     schema_editor.execute(f"DROP INDEX IF EXISTS {quote(index.name)}")
     current = vector_type_in_database(schema_editor.connection, model)

@@ -106,15 +106,19 @@ def setting(name: str) -> str:
         return cursor.fetchone()[0]
 
 
-def test_the_rebuild_builds_with_the_configured_memory_and_workers_for_its_transaction_only(settings):
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [({}, ("96MB", "1")), ({"memory": "80MB", "workers": 0}, ("80MB", "0"))],
+    ids=["settings", "given"],
+)
+def test_the_rebuild_builds_with_the_configured_memory_and_workers_for_its_transaction_only(settings, given, expected):
     settings.HNSW_BUILD_MEMORY, settings.HNSW_BUILD_WORKERS = "96MB", 1
     memory_before = setting("maintenance_work_mem")
-    assert memory_before != "96MB"
+    assert memory_before not in ("96MB", "80MB")
     (index,) = [i for i in Image._meta.indexes if i.name == "gallery_image_embedding_hnsw"]
     with transaction.atomic(), connection.schema_editor(atomic=False) as editor:
-        rebuild_hnsw_index(editor, Image, index)
-        assert setting("maintenance_work_mem") == "96MB"
-        assert setting("max_parallel_maintenance_workers") == "1"
+        rebuild_hnsw_index(editor, Image, index, **given)
+        assert (setting("maintenance_work_mem"), setting("max_parallel_maintenance_workers")) == expected
     assert setting("maintenance_work_mem") == memory_before
     assert (
         f"(embedding {column_type()}_cosine_ops)" in index_definition()

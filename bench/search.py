@@ -219,9 +219,10 @@ def load(vectors: np.ndarray, labels: np.ndarray, *, seed: int) -> float:
         # The column's own type (float32 vector or float16 halfvec, VECTOR_STORAGE at migrate time).
         from pgvector import HalfVector
 
-        from gallery.management.commands.vector_storage import column_storage
+        from gallery.fields import vector_type_in_database
+        from gallery.models import Image
 
-        storage = column_storage()
+        storage = vector_type_in_database(connection, Image)
         as_value = HalfVector if storage == "halfvec" else (lambda vector: vector)
         types += ["timestamptz", storage, "varchar", "varchar", "text", "timestamptz", "timestamptz"]
         import datetime as dt

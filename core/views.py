@@ -1,34 +1,15 @@
 """Serving stored images: only image files, with an image content type, never rendered as a document."""
 
-from pathlib import Path
-
 from django.conf import settings
 from django.http import Http404
 from django.views.static import serve
 
-# What may be served from MEDIA_ROOT, by extension, with the content type it is served as.
-SERVABLE = {
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".jpe": "image/jpeg",
-    ".jfif": "image/jpeg",
-    ".png": "image/png",
-    ".apng": "image/apng",
-    ".gif": "image/gif",
-    ".webp": "image/webp",
-    ".avif": "image/avif",
-    ".heic": "image/heic",
-    ".heif": "image/heif",
-    ".bmp": "image/bmp",
-    ".tif": "image/tiff",
-    ".tiff": "image/tiff",
-    ".ico": "image/x-icon",
-}
+from gallery import formats
 
 
 def media(request, path: str):
     """Like django.views.static.serve, for images only, with headers that keep browsers from sniffing."""
-    content_type = SERVABLE.get(Path(path).suffix.lower())
+    content_type = formats.served_type(path)
     if content_type is None:
         raise Http404("Not an image.")
     response = serve(request, path, document_root=settings.MEDIA_ROOT)

@@ -9,7 +9,8 @@ from encoders.embeddings import EncoderUnavailable
 from .forms import ImageUploadForm
 from .imaging import UnreadableImage
 from .models import Image
-from .services import DuplicateImage, StorageWriteError, image_create_from_upload, images_reembed
+from .services import DuplicateImage, image_create_from_upload, images_reembed
+from .storage import StorageWriteError
 
 
 @admin.register(Image)
@@ -62,7 +63,7 @@ class ImageAdmin(admin.ModelAdmin):
     def dimensions(self, obj):
         return f"{obj.width}×{obj.height}" if obj.width else "—"
 
-    @admin.action(description="Re-embed the selected images with the current model", permissions=["change"])
+    @admin.action(description="Re-embed the selected images with the current encoder", permissions=["change"])
     def reembed(self, request, queryset):
         try:
             embedded, failed = images_reembed(queryset)

@@ -2,6 +2,8 @@ from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
+from . import formats
+
 
 class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
@@ -11,7 +13,7 @@ class MultipleFileField(forms.FileField):
     """A file field that takes many files (Django's documented pattern)."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/*", "multiple": True}))
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": formats.ACCEPT, "multiple": True}))
         super().__init__(*args, **kwargs)
 
     def clean(self, data, initial=None):
@@ -24,7 +26,7 @@ class MultipleFileField(forms.FileField):
 class ImageUploadForm(forms.Form):
     files = MultipleFileField(
         label="Images",
-        help_text="Choose or drop one or many image files (JPEG, PNG, WebP, GIF, TIFF, ...).",
+        help_text=f"Choose or drop one or many image files ({', '.join(formats.FILTER_LABELS)}, ...).",
     )
 
     def clean_files(self):

@@ -1,4 +1,4 @@
-"""Decoding and normalising image files: one decode gives the model input, the thumbnail and the metadata.
+"""Decoding and normalising image files: one decode gives the encoder input, the thumbnail and the metadata.
 
 ``decode`` needs no Django settings when its limits are passed in, so worker processes can run it.
 PIL is imported inside the functions, as django.core.files.images does, so importing this module is cheap.
@@ -11,9 +11,9 @@ import io
 from dataclasses import dataclass
 from typing import BinaryIO
 
-# The CLIP models see 224x224. The model input is cut down to this shortest side here, in the
-# decoding worker, so the model's own preprocessing has almost nothing left to do.
-MODEL_SIDE = 224
+# The CLIP encoders see 224x224. The encoder input is cut down to this shortest side here, in the
+# decoding worker, so the encoder's own preprocessing has almost nothing left to do.
+ENCODER_SIDE = 224
 
 EXIF_ORIENTATION = 0x0112
 EXIF_DATETIME = 0x0132
@@ -27,7 +27,7 @@ class UnreadableImage(ValueError):
 
 @dataclass
 class DecodedImage:
-    image: object  # PIL.Image.Image in RGB, orientation applied, shortest side at most MODEL_SIDE
+    image: object  # PIL.Image.Image in RGB, orientation applied, shortest side at most ENCODER_SIDE
     width: int  # of the original, after orientation
     height: int
     format: str
@@ -81,8 +81,8 @@ def decode(source: BinaryIO | str, *, thumbnail_size: int | None = None, max_pix
                 width, height = height, width
             if fmt == "JPEG":
                 # Reduce on load (DCT scaling): the smallest 1/2, 1/4 or 1/8 scale that still covers
-                # the thumbnail's long side and the model's short side.
-                long_side, short_side = max(thumbnail_size, MODEL_SIDE), MODEL_SIDE
+                # the thumbnail's long side and the encoder's short side.
+                long_side, short_side = max(thumbnail_size, ENCODER_SIDE), ENCODER_SIDE
                 pil.draft("RGB", (long_side, short_side) if pil.width >= pil.height else (short_side, long_side))
             pil.load()
             rgb = _to_rgb(ImageOps.exif_transpose(pil))
@@ -98,15 +98,15 @@ def decode(source: BinaryIO | str, *, thumbnail_size: int | None = None, max_pix
     thumb.thumbnail((thumbnail_size, thumbnail_size), Image.Resampling.BICUBIC, reducing_gap=2.0)
     buffer = io.BytesIO()
     thumb.save(buffer, "JPEG", quality=85)
-    # The model input comes from the (smaller) thumbnail when it is still large enough.
-    source = thumb if min(thumb.size) >= MODEL_SIDE else rgb
-    model_input = source
-    if min(source.size) > MODEL_SIDE:
-        scale = MODEL_SIDE / min(source.size)
+    # The encoder input comes from the (smaller) thumbnail when it is still large enough.
+    source = thumb if min(thumb.size) >= ENCODER_SIDE else rgb
+    encoder_input = source
+    if min(source.size) > ENCODER_SIDE:
+        scale = ENCODER_SIDE / min(source.size)
         size = (max(1, round(source.width * scale)), max(1, round(source.height * scale)))
-        model_input = source.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
+        encoder_input = source.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
     return DecodedImage(
-        image=model_input, width=width, height=height, format=fmt, taken_at=taken_at, thumbnail=buffer.getvalue()
+        image=encoder_input, width=width, height=height, format=fmt, taken_at=taken_at, thumbnail=buffer.getvalue()
     )
 
 

@@ -23,60 +23,12 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from encoders import embeddings
 
+from . import formats
 from .imaging import UnreadableImage
 from .models import Image
-from .services import Prepared, images_upsert, prepare_fields, sha256_of
+from .services import ReadyImage, images_upsert, sha256_of
 from .storage import image_name, media_relative, save_once, thumbnail_name
 from .workers import DecodePool
-
-IMAGE_EXTENSIONS = {
-    ".jpg",
-    ".jpeg",
-    ".jpe",
-    ".jfif",
-    ".png",
-    ".webp",
-    ".gif",
-    ".tif",
-    ".tiff",
-    ".bmp",
-    ".dib",
-    ".heic",
-    ".heif",
-    ".avif",
-    ".jp2",
-    ".jpf",
-    ".jpx",
-    ".j2k",
-    ".ico",
-    ".ppm",
-    ".pgm",
-    ".pbm",
-    ".pnm",
-    ".tga",
-    ".qoi",
-    ".pcx",
-    ".psd",
-    ".dds",
-    ".sgi",
-    ".rgb",
-    ".mpo",
-    ".im",
-    ".xbm",
-    ".xpm",
-    ".msp",
-    ".icns",
-    ".apng",
-    ".fli",
-    ".flc",
-    ".spider",
-    ".ras",
-    ".eps",
-    ".blp",
-    ".ftex",
-    ".gbr",
-    ".dcx",
-}
 
 
 @dataclass
@@ -86,7 +38,7 @@ class Outcome:
     path: Path
     kind: str  # embedded | unchanged | moved | skipped | failed | pending (dry run)
     reason: str = ""
-    prepared: Prepared | None = None
+    ready: ReadyImage | None = None  # decoded and stored, until its row is written
     relative: str = ""  # the path as recorded: relative to the folder given
 
 
@@ -163,12 +115,12 @@ class Ingestor:
             function=decode_function,
         )
 
-    # Worker side (threads): everything up to the model.
+    # Worker side (threads): everything up to the encoder.
     def _prepare(self, root: Path, path: Path) -> Outcome:
         relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
         # A file named like an image that cannot be used is a failure the admin shows; anything else
         # (a README, a .grb) is only skipped.
-        unusable = "failed" if path.suffix.lower() in IMAGE_EXTENSIONS else "skipped"
+        unusable = "failed" if formats.for_file(path) else "skipped"
         try:
             return self._prepare_unsafe(root, path, relative)
         except UnreadableImage as exc:
@@ -192,15 +144,15 @@ class Ingestor:
                 return Outcome(path, "pending", "would be embedded")
             decoded = self.decoders.decode(path)
             file_time = dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.UTC)
-            prepared = Prepared(sha256=sha, path=relative, byte_size=size, decoded=decoded, file_time=file_time)
+            ready = ReadyImage(sha256=sha, path=relative, byte_size=size, decoded=decoded, file_time=file_time)
             in_media = media_relative(path)
             if in_media is not None:
-                prepared.file_name = in_media
+                ready.file_name = in_media
             else:
                 fh.seek(0)
-                prepared.file_name = save_once(image_name(sha, decoded.format), fh)
-            prepared.thumbnail_name = save_once(thumbnail_name(sha), decoded.thumbnail)
-        return Outcome(path, "embedded", prepared=prepared, relative=relative)
+                ready.file_name = save_once(image_name(sha, decoded.format), fh)
+            ready.thumbnail_name = save_once(thumbnail_name(sha), decoded.thumbnail)
+        return Outcome(path, "embedded", ready=ready, relative=relative)
 
     def _known(self, known: dict, root: Path, path: Path, relative: str) -> Outcome | None:
         """The outcome for content already in the collection, or None when it must be embedded again."""
@@ -219,10 +171,10 @@ class Ingestor:
             return Outcome(path, "moved", f"was {known['path']}")
         return None
 
-    # Main side: the model and the database.
+    # Main side: the encoder and the database.
     def run(self, roots: Iterable[Path]) -> Report:
         if not self.dry_run:
-            embeddings.get_image_encoder()  # fail before any work when the model cannot be loaded
+            embeddings.get_image_encoder()  # fail before any work when the encoder cannot be loaded
         walk_errors: list[tuple[Path, str]] = []
         batch: list[Outcome] = []
         worker_connections = []
@@ -238,7 +190,7 @@ class Ingestor:
         )
         try:
             pending: deque[Future] = deque()
-            # Bounded read-ahead: enough to keep the model busy, not a folder's worth of decoded images.
+            # Bounded read-ahead: enough to keep the encoder busy, not a folder's worth of decoded images.
             window = max(self.batch_size * 2, self.workers * 4)
             files = iter_files(roots, walk_errors)
             for root, path in files:
@@ -263,12 +215,12 @@ class Ingestor:
             self._record(Outcome(path, "skipped", reason))
 
     def _collect(self, outcome: Outcome, batch: list[Outcome]) -> None:
-        if outcome.prepared is None:
+        if outcome.ready is None:
             self._record(outcome)
             return
-        twin = next((o for o in batch if o.prepared.sha256 == outcome.prepared.sha256), None)
+        twin = next((o for o in batch if o.ready.sha256 == outcome.ready.sha256), None)
         if twin is not None:  # the same content twice in this batch: one row, like a rerun would find
-            self._record(Outcome(outcome.path, "unchanged", f"same content as {twin.prepared.path}"))
+            self._record(Outcome(outcome.path, "unchanged", f"same content as {twin.ready.path}"))
             return
         batch.append(outcome)
         if len(batch) >= self.batch_size:
@@ -277,14 +229,11 @@ class Ingestor:
     def _flush(self, batch: list[Outcome]) -> None:
         if not batch:
             return
-        vectors = embeddings.encode_images([o.prepared.decoded.image for o in batch], batch_size=self.batch_size)
-        rows = [
-            prepare_fields(o.prepared, encoder_id=self.encoder_id, vector=v)
-            for o, v in zip(batch, vectors, strict=True)
-        ]
+        vectors = embeddings.encode_images([o.ready.decoded.image for o in batch], batch_size=self.batch_size)
+        rows = [o.ready.row(encoder_id=self.encoder_id, vector=v) for o, v in zip(batch, vectors, strict=True)]
         images_upsert(rows)
         for outcome in batch:
-            outcome.prepared = None  # let the decoded image go
+            outcome.ready = None  # let the decoded image go
             self._record(outcome)
         batch.clear()
 

@@ -47,8 +47,8 @@ class Image(models.Model):
                 name="gallery_image_embedding_hnsw",
                 fields=["embedding"],
                 m=16,
-                # 128, not 64: recall@10 0.99 instead of 0.86 at ef_search 100 on a million hard
-                # vectors, same size and speed, a 1.5x longer build (bench/README.md, "Scale").
+                # 128, not 64: far better recall at the same size and query time, for a longer build
+                # (bench/README.md, "Scale").
                 ef_construction=128,
                 opclasses=["vector_cosine_ops"],
             ),

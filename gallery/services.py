@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import logging
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -15,68 +14,10 @@ from encoders import embeddings
 
 from .imaging import DecodedImage, UnreadableImage, decode
 from .models import Image
-from .storage import StorageWriteError, delete_quietly, image_name, save_once, thumbnail_name
-
-logger = logging.getLogger(__name__)
+from .storage import delete_quietly, image_name, save_once, thumbnail_name
 
 HASH_CHUNK = 1 << 20
-
-
-def sha256_of(fileobj: BinaryIO) -> str:
-    digest = hashlib.sha256()
-    fileobj.seek(0)
-    for chunk in iter(lambda: fileobj.read(HASH_CHUNK), b""):
-        digest.update(chunk)
-    fileobj.seek(0)
-    return digest.hexdigest()
-
-
-class DuplicateImage(Exception):
-    """The content is already in the collection."""
-
-    def __init__(self, image: Image):
-        self.image = image
-        super().__init__(f"already in the collection as {image}")
-
-
-@dataclass
-class Prepared:
-    """A decoded file, ready to be embedded and written."""
-
-    sha256: str
-    path: str
-    byte_size: int
-    decoded: DecodedImage
-    file_name: str = ""  # set once the file is in storage
-    thumbnail_name: str = ""
-    file_time: dt.datetime | None = None  # the file's modification time, when there is no EXIF date
-
-    @property
-    def taken_at(self) -> dt.datetime | None:
-        if self.decoded.taken_at is not None:
-            return timezone.make_aware(self.decoded.taken_at, timezone.get_default_timezone())
-        return self.file_time
-
-
-def prepare_fields(prepared: Prepared, *, encoder_id: str, vector) -> dict:
-    decoded = prepared.decoded
-    return {
-        "sha256": prepared.sha256,
-        "file": prepared.file_name,
-        "thumbnail": prepared.thumbnail_name,
-        "path": prepared.path,
-        "width": decoded.width,
-        "height": decoded.height,
-        "format": decoded.format,
-        "byte_size": prepared.byte_size,
-        "taken_at": prepared.taken_at,
-        "embedding": vector,
-        "encoder": encoder_id,
-        "state": Image.State.EMBEDDED,
-        "error": "",
-    }
-
-
+# What an upsert of a known sha256 rewrites: everything but the identity and the creation time.
 UPSERT_FIELDS = [
     "file",
     "thumbnail",
@@ -92,6 +33,60 @@ UPSERT_FIELDS = [
     "error",
     "updated_at",
 ]
+
+
+class DuplicateImage(Exception):
+    """The content is already in the collection."""
+
+    def __init__(self, image: Image):
+        self.image = image
+        super().__init__(f"already in the collection as {image}")
+
+
+@dataclass
+class ReadyImage:
+    """A decoded file on its way into the collection: its files go to storage, then its row with its vector."""
+
+    sha256: str
+    path: str
+    byte_size: int
+    decoded: DecodedImage
+    file_name: str = ""  # set once the file is in storage
+    thumbnail_name: str = ""
+    file_time: dt.datetime | None = None  # the file's modification time, when there is no EXIF date
+
+    @property
+    def taken_at(self) -> dt.datetime | None:
+        if self.decoded.taken_at is not None:
+            return timezone.make_aware(self.decoded.taken_at, timezone.get_default_timezone())
+        return self.file_time
+
+    def row(self, *, encoder_id: str, vector) -> dict:
+        """The fields of its embedded Image row, for ``images_upsert``."""
+        return {
+            "sha256": self.sha256,
+            "file": self.file_name,
+            "thumbnail": self.thumbnail_name,
+            "path": self.path,
+            "width": self.decoded.width,
+            "height": self.decoded.height,
+            "format": self.decoded.format,
+            "byte_size": self.byte_size,
+            "taken_at": self.taken_at,
+            "embedding": vector,
+            "encoder": encoder_id,
+            "state": Image.State.EMBEDDED,
+            "error": "",
+        }
+
+
+def sha256_of(fileobj: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    fileobj.seek(0)
+    for chunk in iter(lambda: fileobj.read(HASH_CHUNK), b""):
+        digest.update(chunk)
+    fileobj.seek(0)
+    return digest.hexdigest()
 
 
 def images_upsert(rows: list[dict]) -> None:
@@ -112,7 +107,7 @@ def images_upsert(rows: list[dict]) -> None:
 def image_create_from_upload(*, file, path: str = "") -> Image:
     """Validate, store, thumbnail and embed one uploaded file.
 
-    Raises UnreadableImage (with a reason a person understands) or DuplicateImage. When the model
+    Raises UnreadableImage (with a reason a person understands) or DuplicateImage. When the encoder
     cannot be loaded the image is kept with state "failed" and the reason, to be re-embedded later.
     """
     sha = sha256_of(file)
@@ -121,7 +116,7 @@ def image_create_from_upload(*, file, path: str = "") -> Image:
         raise DuplicateImage(existing)
     decoded = decode(file)
     file.seek(0)
-    prepared = Prepared(
+    ready = ReadyImage(
         sha256=sha,
         path=path or getattr(file, "name", ""),
         byte_size=file.size,
@@ -138,12 +133,12 @@ def image_create_from_upload(*, file, path: str = "") -> Image:
     try:
         # Files first, then the row; if anything fails, the files written here go again:
         # no row without its file, no file without its row.
-        prepared.file_name = save_once(image_name(sha, decoded.format), file, created)
-        prepared.thumbnail_name = save_once(thumbnail_name(sha), decoded.thumbnail, created)
-        fields = prepare_fields(prepared, encoder_id=encoder_id, vector=vector)
+        ready.file_name = save_once(image_name(sha, decoded.format), file, created)
+        ready.thumbnail_name = save_once(thumbnail_name(sha), decoded.thumbnail, created)
+        row = ready.row(encoder_id=encoder_id, vector=vector)
         if error:
-            fields.update(state=Image.State.FAILED, error=error)
-        images_upsert([fields])
+            row.update(state=Image.State.FAILED, error=error)
+        images_upsert([row])
     except BaseException:
         delete_quietly(created)
         raise
@@ -151,7 +146,7 @@ def image_create_from_upload(*, file, path: str = "") -> Image:
 
 
 def images_reembed(images) -> tuple[int, int]:
-    """Embed the given images again with the current model; returns (embedded, failed)."""
+    """Embed the given images again with the current encoder; returns (embedded, failed)."""
     embedded = failed = 0
     for image in images:
         try:
@@ -167,19 +162,6 @@ def images_reembed(images) -> tuple[int, int]:
         )
         embedded += 1
     return embedded, failed
-
-
-__all__ = [
-    "DuplicateImage",
-    "Prepared",
-    "StorageWriteError",
-    "UnreadableImage",
-    "image_create_from_upload",
-    "images_reembed",
-    "images_upsert",
-    "prepare_fields",
-    "sha256_of",
-]
 
 
 def images_copy(*, sha256s: list[str], paths: list[str], vectors, encoder_id: str) -> int:

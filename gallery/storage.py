@@ -10,22 +10,12 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-EXTENSIONS = {
-    "JPEG": "jpg",
-    "PNG": "png",
-    "WEBP": "webp",
-    "GIF": "gif",
-    "TIFF": "tif",
-    "BMP": "bmp",
-    "HEIF": "heic",
-    "AVIF": "avif",
-    "MPO": "jpg",
-}
+from . import formats
 
 
 def image_name(sha256: str, fmt: str) -> str:
-    ext = EXTENSIONS.get(fmt.upper(), (fmt or "bin").lower())
-    return f"images/{sha256[:2]}/{sha256}.{ext}"
+    """Where the stored copy of a file with this content, in the format Pillow calls ``fmt``, goes."""
+    return f"images/{sha256[:2]}/{sha256}.{formats.stored_extension(fmt)}"
 
 
 def thumbnail_name(sha256: str) -> str:

@@ -23,7 +23,7 @@ def _serve(conn, function: str, options: dict) -> None:
 
     # Codecs (libtiff, libjpeg) chatter on stderr about the broken files they meet; the reason
     # that matters comes back through the pipe.
-    # Below the model: torch keeps its cores, decoding fills the gaps (measured in bench/README.md).
+    # Below the encoder: torch keeps its cores, decoding fills the gaps (measured in bench/README.md).
     os.nice(10)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)

@@ -9,23 +9,15 @@ import numpy as np
 from django import forms
 from django.conf import settings
 
+from gallery import formats
+
 from .selectors import SEARCH_MAX_DEPTH, Cursor, ImageFilters
 
 MAX_QUERY_LENGTH = 500
 # The walk's breadcrumb keeps the last images visited, so its URL stays short.
 MAX_TRAIL = 12
 
-FORMAT_CHOICES = [
-    ("", "Any format"),
-    ("JPEG", "JPEG"),
-    ("PNG", "PNG"),
-    ("WEBP", "WebP"),
-    ("HEIF", "HEIC / HEIF"),
-    ("AVIF", "AVIF"),
-    ("GIF", "GIF"),
-    ("TIFF", "TIFF"),
-    ("BMP", "BMP"),
-]
+FORMAT_CHOICES = [("", "Any format"), *formats.FILTER_CHOICES]
 
 
 def vector_to_token(vector: np.ndarray) -> str:

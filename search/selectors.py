@@ -45,6 +45,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from encoders import embeddings
+from gallery import formats
 from gallery.models import Image
 
 from . import timing
@@ -61,8 +62,6 @@ SEARCH_MAX_DEPTH = 1000
 EXACT_SEARCH_MAX_ROWS = 2000
 # What a result needs (the 2 KB vector stays in the database).
 RESULT_FIELDS = ("id", "file", "thumbnail", "path", "width", "height", "format", "byte_size", "taken_at")
-# Pillow names some formats differently from what people ask for.
-FORMAT_FAMILIES = {"JPEG": ("JPEG", "MPO"), "JPG": ("JPEG", "MPO"), "TIF": ("TIFF",), "HEIC": ("HEIF",)}
 
 # The outer ORDER BY says "distance + 0" so PostgreSQL (17+) cannot reuse the CTE's claimed
 # order (which relaxed_order breaks) and really sorts; id breaks ties so pages never overlap.
@@ -137,8 +136,8 @@ class ImageFilters:
         if self.date_to and self.date_to < dt.date.max:  # the last day there is has no day after it
             queryset = queryset.filter(taken_at__lt=_start_of_day(self.date_to + dt.timedelta(days=1)))
         if self.format:
-            name = self.format.strip().upper()
-            queryset = queryset.filter(format__in=FORMAT_FAMILIES.get(name, (name,)))
+            # Pillow names some formats differently from what people ask for (JPG, HEIC, MPO).
+            queryset = queryset.filter(format__in=formats.stored_names(self.format))
         return queryset
 
 

@@ -39,10 +39,20 @@
       document.body.classList.add("busy");
     }
 
+    // The file input's accept list (content types and file name endings) comes from the server's
+    // format registry; a file that matches neither is not sent. A file with no type (some systems
+    // give none) goes to the server, which decides.
+    const accepted = fileInput.accept.toLowerCase().split(",").map((token) => token.trim()).filter(Boolean);
+    function readable(file) {
+      const type = (file.type || "").toLowerCase();
+      const name = (file.name || "").toLowerCase();
+      return accepted.some((token) => (token.startsWith(".") ? name.endsWith(token) : type === token));
+    }
+
     function searchWithFile(file) {
       if (!file) return;
-      if (file.type && !file.type.startsWith("image/")) {
-        notice("That file is not an image.");
+      if (file.type && !readable(file)) {
+        notice("That file is not an image this site can read.");
         return;
       }
       const transfer = new DataTransfer();
@@ -102,7 +112,7 @@
     // Paste an image (a screenshot, a copied picture) anywhere but in a text field.
     window.addEventListener("paste", (event) => {
       const files = Array.from((event.clipboardData && event.clipboardData.files) || []);
-      const image = files.find((file) => file.type.startsWith("image/"));
+      const image = files.find((file) => file.type && readable(file));
       if (!image) return;
       event.preventDefault();
       searchWithFile(image);

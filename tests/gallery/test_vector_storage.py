@@ -2,10 +2,10 @@ import io
 
 import numpy as np
 import pytest
-from django.core.management import call_command
-from django.db import connection
+from django.core.management import CommandError, call_command
+from django.db import connection, transaction
 
-from gallery.management.commands.vector_storage import column_storage
+from gallery.fields import rebuild_hnsw_index, vector_type_in_database
 from gallery.models import Image
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -17,6 +17,10 @@ def index_definition() -> str:
         return cursor.fetchone()[0]
 
 
+def column_type() -> str:
+    return vector_type_in_database(connection, Image)
+
+
 def run(*args) -> str:
     out = io.StringIO()
     call_command("vector_storage", *args, stdout=out)
@@ -26,9 +30,9 @@ def run(*args) -> str:
 @pytest.fixture(autouse=True)
 def _column_restored():
     """These tests convert the test database's column (DDL outlives transactions): put it back after."""
-    before = column_storage()
+    before = column_type()
     yield
-    if column_storage() != before:
+    if column_type() != before:
         run(before)
 
 
@@ -43,15 +47,15 @@ def test_converting_to_halfvec_and_back_keeps_every_vector_and_the_index(setting
         Image(sha256=f"{i:064x}", file=f"i/{i}.jpg", path=f"{i}.jpg", embedding=v, state="embedded", encoder="m")
         for i, v in enumerate(vectors)
     )
-    assert column_storage() == "vector"
+    assert column_type() == "vector"
 
     assert "Would convert" in run("halfvec", "--dry-run")
-    assert column_storage() == "vector"
+    assert column_type() == "vector"
 
     output = run("halfvec")
     assert "Converted gallery_image.embedding from vector to halfvec" in output
     assert "Now set VECTOR_STORAGE=halfvec" in output
-    assert column_storage() == "halfvec"
+    assert column_type() == "halfvec"
     assert "halfvec_cosine_ops" in index_definition() and "m='16'" in index_definition()
     stored = np.array(
         [np.asarray(e, dtype=np.float32) for e in Image.objects.order_by("id").values_list("embedding", flat=True)]
@@ -69,7 +73,7 @@ def test_converting_to_halfvec_and_back_keeps_every_vector_and_the_index(setting
     Image.objects.create(sha256="f" * 64, file="i/new.jpg", embedding=vectors[0], state="embedded")
 
     assert "from halfvec to vector" in run("vector")
-    assert column_storage() == "vector"
+    assert column_type() == "vector"
     assert "vector_cosine_ops" in index_definition()
     assert Image.objects.count() == 2501
 
@@ -96,12 +100,48 @@ def test_a_fresh_database_is_created_with_the_configured_storage():
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def setting(name: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting(%s)", [name])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [({}, ("96MB", "1")), ({"memory": "80MB", "workers": 0}, ("80MB", "0"))],
+    ids=["settings", "given"],
+)
+def test_the_rebuild_builds_with_the_configured_memory_and_workers_for_its_transaction_only(settings, given, expected):
+    settings.HNSW_BUILD_MEMORY, settings.HNSW_BUILD_WORKERS = "96MB", 1
+    memory_before = setting("maintenance_work_mem")
+    assert memory_before not in ("96MB", "80MB")
+    (index,) = [i for i in Image._meta.indexes if i.name == "gallery_image_embedding_hnsw"]
+    with transaction.atomic(), connection.schema_editor(atomic=False) as editor:
+        rebuild_hnsw_index(editor, Image, index, **given)
+        assert (setting("maintenance_work_mem"), setting("max_parallel_maintenance_workers")) == expected
+    assert setting("maintenance_work_mem") == memory_before
+    assert (
+        f"(embedding {column_type()}_cosine_ops)" in index_definition()
+        and "ef_construction='128'" in index_definition()
+    )
+
+
+def test_a_build_memory_that_is_not_a_size_fails_the_conversion_and_changes_nothing(settings):
+    before = column_type()
+    other = "vector" if before == "halfvec" else "halfvec"
+    settings.HNSW_BUILD_MEMORY = "1GB'; DROP TABLE gallery_image; --"
+    with pytest.raises(CommandError, match=r'nothing was changed: .*"maintenance_work_mem"'):
+        run(other)
+    assert column_type() == before  # the table is still there, as it was, with its index
+    assert f"(embedding {before}_cosine_ops)" in index_definition()
+
+
 @pytest.mark.parametrize("storage", ["vector", "halfvec"])
 def test_binary_copy_loads_vectors_exactly_and_upserts(storage):
     from gallery.services import images_copy
 
     run(storage)
-    assert column_storage() == storage
+    assert column_type() == storage
     rng = np.random.default_rng(1)
     vectors = rng.standard_normal((300, 512)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)

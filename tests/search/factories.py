@@ -16,12 +16,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from encoders import embeddings
+from gallery import formats
 from gallery.imaging import decode
 from gallery.models import Image
 from gallery.storage import image_name, thumbnail_name
 from tests.images import photo
 
-EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 _made: dict[tuple[int, str, str], tuple[bytes, bytes, np.ndarray, int, int]] = {}
 
 
@@ -72,9 +72,9 @@ def make_images(
                 sha256=sha,
                 file=image_name(sha, fmt),
                 thumbnail=thumbnail_name(sha),
-                path=f"{folder}/photo_{seed:04d}.{EXTENSIONS[fmt]}"
+                path=f"{folder}/photo_{seed:04d}.{formats.stored_extension(fmt)}"
                 if folder
-                else f"photo_{seed:04d}.{EXTENSIONS[fmt]}",
+                else f"photo_{seed:04d}.{formats.stored_extension(fmt)}",
                 width=width,
                 height=height,
                 format=fmt,

@@ -27,10 +27,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="Folders or files to embed.")
         parser.add_argument(
-            "--batch-size", type=int, default=settings.EMBEDDING_BATCH_SIZE, help="Images per model call."
+            "--batch-size", type=int, default=settings.EMBEDDING_BATCH_SIZE, help="Images per encoder call."
         )
-        parser.add_argument("--workers", type=int, default=2, help="Threads decoding images while the model runs.")
-        parser.add_argument("--reembed", action="store_true", help="Re-embed images made by another model.")
+        parser.add_argument("--workers", type=int, default=2, help="Threads decoding images while the encoder runs.")
+        parser.add_argument("--reembed", action="store_true", help="Re-embed images made by another encoder.")
         parser.add_argument("--retry-failed", action="store_true", help="Try again files that failed before.")
         parser.add_argument(
             "--file-timeout",

@@ -98,7 +98,7 @@ def test_a_fresh_database_is_created_with_the_configured_storage():
 
 @pytest.mark.parametrize("storage", ["vector", "halfvec"])
 def test_binary_copy_loads_vectors_exactly_and_upserts(storage):
-    from gallery.services import images_copy
+    from gallery.bulkload import images_copy
 
     run(storage)
     assert column_storage() == storage

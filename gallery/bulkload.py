@@ -1,15 +1,15 @@
 """The one bulk loader: rows with ready vectors written by binary COPY, for imports and benchmarks.
 
 ``images_upsert`` (gallery/services.py) writes a batch that ingestion decoded and embedded; this
-writes rows whose vectors already exist (vectors made elsewhere, a million generated ones for a
-benchmark) hundreds of times faster. The rows go into a staging table in PostgreSQL's binary COPY
-format, built with numpy in one pass (no per-float text formatting), then one
+writes rows whose vectors already exist (made elsewhere, or generated for a benchmark: bench/
+loads a million with it). The rows go into a staging table in PostgreSQL's binary COPY format,
+built with numpy in one pass (no per-float text formatting), then one
 INSERT ... SELECT ... ON CONFLICT (sha256) DO UPDATE writes them, so a load is as idempotent as
 ``images_upsert``. The staging column is float32 ``vector``; PostgreSQL casts it to whatever the
 embedding column holds (``vector`` or ``halfvec``).
 
-A loaded row is "embedded" with its file name equal to its path and no file behind it in
-storage: it is found by search, and shown as a broken image until a file is put there.
+A loaded row is "embedded", its file name is its path, and it has no thumbnail: search finds it,
+and its picture is whatever storage holds under that name.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from gallery.checks import seconds, whole_number
 def check_database_pool(app_configs=None, **kwargs) -> list[Error]:
     """DATABASE_POOL_MIN, DATABASE_POOL_MAX and DATABASE_POOL_TIMEOUT, when the pool is on.
 
-    psycopg's pool refuses wrong sizes only at the first connection, where the site would answer
-    "database unavailable" for what is a wrong setting.
+    Otherwise psycopg's pool refuses wrong sizes only when the first request opens it, with a 500;
+    a timeout of 0 would turn every wait for a connection into "database unavailable".
     """
     pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
     if not isinstance(pool, dict):  # off, or True: psycopg's defaults

@@ -3,13 +3,13 @@
 With the full-size stand-ins (`make_standin_encoders --full-size`: the real CLIP ViT-B/32 and
 DistilBERT-multilingual architectures, random weights), for torch, onnx and onnx-int8:
 
-  images_per_s   the image model on batches of 32 ready inputs (each backend's own preprocessing of
+  images_per_s   the image encoder on batches of 32 ready inputs (each backend's own preprocessing of
                  the same 32 pictures, done before the clock starts); median over all batches
   images_per_s_quiet  the median over the batches during which other processes used less than
                  0.2 of a core (from /proc/stat; others_cores_* says how much they used), so that
                  a shared machine's load does not pass for a backend's speed
   query_p50_ms   encoders.embeddings.encode_text of one short multilingual string: tokenising, the
-                 model and normalising, as a search request pays it
+                 encoder and normalising, as a search request pays it
   image_cosine_* cosine to torch's vector for the same 100 pictures (tests.images.photo, 320x240),
                  through encode_images in batches of 32
   text_cosine_*  the same for 100 short multilingual texts, through encode_texts
@@ -23,7 +23,7 @@ backends in a rotating order, so drifting load from other processes falls on all
 ONNX exports are cached in ONNX_CACHE_DIR (default var/onnx); load_s is the first use in the
 agreement process (an export when cache is "cold"). Prints one JSON line per backend.
 
-    .venv/bin/python bench/backends.py [--rounds 3] [--batches 6] [--queries 20]
+    .venv/bin/python -m bench.backends [--rounds 3] [--batches 6] [--queries 20]
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.common import FULL_SIZE_ENCODERS, ROOT, argument_parser, full_size_encoders, setup_django
 
 BACKENDS = ["torch", "onnx", "onnx-int8"]
 SUBJECTS = [
@@ -73,18 +73,6 @@ QUIET_CORES = 0.2  # a batch counts as quiet when other processes used less than
 QUERIES = ["ein roter Hund am Strand", "雪山", "قطة نائمة", "a cat on a sofa", "une voiture la nuit", "собака"]
 
 
-def setup_django(models: Path) -> None:
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DEBUG="1",
-        CLIP_IMAGE_MODEL=str(models / "clip"),
-        CLIP_TEXT_MODEL=str(models / "text"),
-    )
-    import django
-
-    django.setup()
-
-
 def use(backend: str) -> None:
     from django.conf import settings
 
@@ -112,7 +100,7 @@ def cache_state(backend: str) -> str:
     return "warm"
 
 
-def model_megabytes(backend: str) -> float:
+def encoder_megabytes(backend: str) -> float:
     from django.conf import settings
 
     from encoders import embeddings
@@ -124,7 +112,7 @@ def model_megabytes(backend: str) -> float:
         ]
     else:
         files = [
-            model.folder / "model.onnx" for model in (embeddings.get_image_encoder(), embeddings.get_text_encoder())
+            encoder.folder / "model.onnx" for encoder in (embeddings.get_image_encoder(), embeddings.get_text_encoder())
         ]
     return round(sum(f.stat().st_size for f in files) / 1e6, 1)
 
@@ -144,7 +132,7 @@ def agreement(backends: list[str]) -> dict[str, dict]:
         embeddings.get_image_encoder()
         embeddings.get_text_encoder()
         facts[backend] = {"cache": cache, "load_s": round(time.perf_counter() - started, 1)}
-        facts[backend]["model_mb"] = model_megabytes(backend)
+        facts[backend]["model_mb"] = encoder_megabytes(backend)
         vectors[backend] = (embeddings.encode_images(pictures, batch_size=32), embeddings.encode_texts(TEXTS))
         alone = np.stack([embeddings.encode_images([p])[0] for p in pictures[:10]])
         facts[backend]["batch1_cosine_min"] = round(float(np.sum(alone * vectors[backend][0][:10], axis=1).min()), 5)
@@ -190,20 +178,20 @@ def timing(backend: str, *, batches: int, queries: int) -> dict:
     from tests.images import photo
 
     use(backend)
-    model = embeddings.get_image_encoder()
-    features = model.preprocess([photo(seed) for seed in range(32)])
+    encoder = embeddings.get_image_encoder()
+    features = encoder.preprocess([photo(seed) for seed in range(32)])
     if backend == "torch":
         import torch
 
         def run() -> None:
             with torch.inference_mode():
-                model.forward(dict(features))
+                encoder.forward(dict(features))
 
         threads = torch.get_num_threads()
     else:
 
         def run() -> None:
-            model.forward(features)
+            encoder.forward(features)
 
         threads = onnx_backend.default_threads()
     run()  # warm-up
@@ -229,99 +217,116 @@ def timing(backend: str, *, batches: int, queries: int) -> dict:
 def child(*arguments: str) -> dict:
     """Run this script in a fresh process for one measurement; its last stdout line is the JSON answer."""
     result = subprocess.run(
-        [sys.executable, __file__, *arguments], capture_output=True, text=True, env=os.environ.copy(), check=False
+        [sys.executable, "-m", "bench.backends", *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        check=False,
     )
     if result.returncode != 0:
         sys.exit(f"{' '.join(arguments)} failed:\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="fresh processes per backend, alternating")
-    parser.add_argument("--batches", type=int, default=6, help="timed batches of 32 per process")
-    parser.add_argument("--queries", type=int, default=20, help="timed queries per process (after warm-up)")
-    parser.add_argument("--models", type=Path, default=ROOT / "var" / "models-full")
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)  # agreement | timing BACKEND
-    args = parser.parse_args()
-    if not (args.models / "clip" / "modules.json").exists():
-        sys.exit(
-            f"No full-size stand-ins in {args.models}: python manage.py make_standin_encoders --full-size {args.models}"
-        )
-    if args.child:
-        setup_django(args.models)
-        if args.child[0] == "agreement":
-            answer = agreement(BACKENDS)
-        else:
-            answer = timing(args.child[1], batches=args.batches, queries=args.queries)
-        print(json.dumps(answer))
-        return
+@dataclass
+class Runs:
+    """What the timing processes of one backend measured."""
 
-    load_start = os.getloadavg()
+    rates: list[list[float]] = field(default_factory=list)  # images/s of each batch, per process
+    others: list[float] = field(default_factory=list)  # cores other processes used during each batch
+    others_queries: list[float] = field(default_factory=list)  # the same during each process's queries
+    query_ms: list[float] = field(default_factory=list)
+    loads: list[float] = field(default_factory=list)  # the load average as each process started
+    threads: int = 0
+
+    def add(self, answer: dict, *, load: float) -> None:
+        self.rates.append(answer["rates"])
+        self.others.extend(answer["others"])
+        self.others_queries.append(answer["others_queries"])
+        self.query_ms.extend(answer["ms"])
+        self.loads.append(load)
+        self.threads = answer["threads"]
+
+    @property
+    def batch_rates(self) -> list[float]:
+        return [rate for batch in self.rates for rate in batch]
+
+    def quiet_rate(self) -> float | None:
+        """Median images/s of the batches during which other processes used under a fifth of a core."""
+        quiet = [rate for rate, other in zip(self.batch_rates, self.others, strict=True) if other < QUIET_CORES]
+        return statistics.median(quiet) if quiet else None
+
+
+def measure_all(args: argparse.Namespace) -> tuple[dict[str, dict], dict[str, Runs]]:
+    """The agreement process, then ``--rounds`` timing processes per backend."""
     facts = child("--child", "agreement", "--models", str(args.models))
-    rates: dict[str, list[list[float]]] = {backend: [] for backend in BACKENDS}
-    others: dict[str, list[float]] = {backend: [] for backend in BACKENDS}
-    others_queries: dict[str, list[float]] = {backend: [] for backend in BACKENDS}
-    timings: dict[str, list[float]] = {backend: [] for backend in BACKENDS}
-    threads = {}
-    loads: dict[str, list[float]] = {backend: [] for backend in BACKENDS}
+    runs = {backend: Runs() for backend in BACKENDS}
     for round_ in range(args.rounds):
         # Each round runs every backend once, in a rotating order, so drifting load falls on all alike.
         for backend in BACKENDS[round_ % 3 :] + BACKENDS[: round_ % 3]:
-            loads[backend].append(round(os.getloadavg()[0], 2))  # other processes' share of the 2 cores
+            load = round(os.getloadavg()[0], 2)  # other processes' share of the 2 cores
             answer = child(
                 "--child", "timing", backend, "--models", str(args.models),
                 "--batches", str(args.batches), "--queries", str(args.queries),
             )  # fmt: skip
-            rates[backend].append(answer["rates"])
-            others[backend].extend(answer["others"])
-            others_queries[backend].append(answer["others_queries"])
-            timings[backend].extend(answer["ms"])
-            threads[backend] = answer["threads"]
+            runs[backend].add(answer, load=load)
+    return facts, runs
 
-    def quiet_rate(backend: str) -> float | None:
-        """Median images/s of the batches during which other processes used under a fifth of a core."""
-        flat = [r for batch in rates[backend] for r in batch]
-        quiet = [r for r, o in zip(flat, others[backend], strict=True) if o < QUIET_CORES]
-        return statistics.median(quiet) if quiet else None
 
-    torch_rate = statistics.median([r for batch in rates["torch"] for r in batch])
-    torch_quiet = quiet_rate("torch")
-    common = {
-        "batch_size": 32,
-        "rounds": args.rounds,
-        "cpu_count": os.cpu_count(),
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
-        "loadavg_start": [round(x, 2) for x in load_start],
-        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+def backend_line(backend: str, runs: Runs, torch: Runs) -> dict:
+    rate, torch_rate = statistics.median(runs.batch_rates), statistics.median(torch.batch_rates)
+    quiet, torch_quiet = runs.quiet_rate(), torch.quiet_rate()
+    ms = sorted(runs.query_ms)
+    return {
+        "backend": backend,
+        "images_per_s": round(rate, 2),
+        "vs_torch": round(rate / torch_rate, 2),
+        "images_per_s_by_process": [round(statistics.median(batch), 1) for batch in runs.rates],
+        # The fastest batch, and the batches that had the machine to themselves.
+        "images_per_s_best": round(max(runs.batch_rates), 2),
+        "images_per_s_quiet": _round(quiet),
+        "vs_torch_quiet": _round(quiet / torch_quiet) if quiet and torch_quiet else None,
+        "quiet_batches": f"{sum(o < QUIET_CORES for o in runs.others)}/{len(runs.others)}",
+        "others_cores_batches": round(statistics.mean(runs.others), 2),
+        "others_cores_queries": round(statistics.mean(runs.others_queries), 2),
+        "loadavg_by_process": runs.loads,
+        "query_p50_ms": round(statistics.median(ms), 2),
+        "query_p90_ms": round(ms[int(0.9 * (len(ms) - 1))], 2),
+        "queries": len(ms),
     }
+
+
+def arguments() -> argparse.Namespace:
+    parser = argument_parser(__doc__, __spec__.name)
+    parser.add_argument("--rounds", type=int, default=3, help="fresh processes per backend, alternating")
+    parser.add_argument("--batches", type=int, default=6, help="timed batches of 32 per process")
+    parser.add_argument("--queries", type=int, default=20, help="timed queries per process (after warm-up)")
+    parser.add_argument("--models", type=Path, default=FULL_SIZE_ENCODERS, help="the full-size stand-in encoders")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)  # agreement | timing BACKEND
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments()
+    encoders = full_size_encoders(args.models)
+    if args.child:  # one measurement, in a process of its own
+        setup_django(DEBUG="1", **encoders)
+        if args.child[0] == "agreement":
+            print(json.dumps(agreement(BACKENDS)))
+        else:
+            print(json.dumps(timing(args.child[1], batches=args.batches, queries=args.queries)))
+        return
+    load_start = os.getloadavg()
+    facts, runs = measure_all(args)
+    common = {"batch_size": 32, "rounds": args.rounds, "cpu_count": os.cpu_count()}
+    common["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "")
+    common["loadavg_start"] = [round(x, 2) for x in load_start]
+    common["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     for backend in BACKENDS:
-        rate = statistics.median([r for batch in rates[backend] for r in batch])
-        ms = sorted(timings[backend])
-        line = {
-            "backend": backend,
-            "images_per_s": round(rate, 2),
-            "vs_torch": round(rate / torch_rate, 2),
-            "images_per_s_by_process": [round(statistics.median(batch), 1) for batch in rates[backend]],
-            # The fastest batch, and the batches that had the machine to themselves.
-            "images_per_s_best": round(max(r for batch in rates[backend] for r in batch), 2),
-            "images_per_s_quiet": _round(quiet_rate(backend)),
-            "vs_torch_quiet": _round(quiet_rate(backend) / torch_quiet)
-            if quiet_rate(backend) and torch_quiet
-            else None,
-            "quiet_batches": f"{sum(o < QUIET_CORES for o in others[backend])}/{len(others[backend])}",
-            "others_cores_batches": round(statistics.mean(others[backend]), 2),
-            "others_cores_queries": round(statistics.mean(others_queries[backend]), 2),
-            "loadavg_by_process": loads[backend],
-            "query_p50_ms": round(statistics.median(ms), 2),
-            "query_p90_ms": round(ms[int(0.9 * (len(ms) - 1))], 2),
-            "queries": len(ms),
-            **facts[backend],
-            "threads": threads[backend],
-            "onnx_spinning": None if backend == "torch" else _spinning(),
-            **common,
-        }
-        print(json.dumps(line, ensure_ascii=False))
+        line = backend_line(backend, runs[backend], runs["torch"]) | facts[backend]
+        line |= {"threads": runs[backend].threads, "onnx_spinning": None if backend == "torch" else _spinning()}
+        print(json.dumps(line | common, ensure_ascii=False))
 
 
 def _round(value: float | None) -> float | None:

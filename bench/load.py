@@ -2,13 +2,13 @@
 
 Serves the site as production does (``gunicorn -c config/gunicorn.conf.py``, its default workers
 and threads, ``DEBUG`` off) on 127.0.0.1, over the 100,000-row database that bench/search.py
-builds (``bench_search``; made here if missing), with the full-size stand-in models
+builds (``bench_search``; made here if missing), with the full-size stand-in encoders
 (``make_standin_encoders --full-size``: the real architectures, random weights, the real compute).
 Then, at the same time and for ``--duration`` seconds:
 
 - ``--connections`` wrk connections send ``GET /api/search?q=...`` with distinct multilingual
   queries (more distinct queries than the per-process query cache holds, so every request runs
-  the text model);
+  the text encoder);
 - ``--image-connections`` wrk connections send ``POST /api/search/image`` with one of a few
   generated JPEGs (0 turns it off);
 - with ``--ingest N``, ``manage.py embed_images`` embeds N generated photo-like JPEGs into the same
@@ -20,14 +20,13 @@ percentiles); errors are connection errors, timeouts (``--timeout``) and every s
 every request comes from 127.0.0.1, one client to the site. Prints one JSON line.
 
     apt-get install wrk            # once (Debian's wrk 4.1)
-    .venv/bin/python bench/load.py --duration 60 --connections 4 [--pool] [--image-connections 1] [--ingest 60]
+    .venv/bin/python -m bench.load --duration 60 --connections 4 [--pool] [--image-connections 1] [--ingest 60]
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import io
 import json
 import os
 import shutil
@@ -36,21 +35,12 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.search import (  # noqa: E402
-    Client,
-    clip_like,
-    free_port,
-    load,
-    queries,
-    setup_django,
-    start_server,
-    wait_ready,
-)
+from bench.common import BENCH_ENCODER, FULL_SIZE_ENCODERS, ROOT, Client, Server, argument_parser, gunicorn
+from bench.data import generate_photos, queries, query_image_bodies
+from bench.search import collection, setup_site
 
 # Runs in every wrk thread: rotate through the request list, each thread from its own place.
 WRK_SCRIPT = """
@@ -99,45 +89,24 @@ end
 """
 
 
-def query_image_bodies(folder: Path, count: int) -> list[Path]:
-    """Multipart bodies, each with one generated JPEG (a varied picture, 640x480) in the field ``image``."""
-    import numpy as np
-    from PIL import Image, ImageDraw
-
-    rng = np.random.default_rng(7)
-    paths = []
-    for i in range(count):
-        array = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
-        picture = Image.fromarray(array, "RGB").resize((64, 48)).resize((640, 480))
-        draw = ImageDraw.Draw(picture)
-        for _ in range(6):
-            x, y = int(rng.integers(0, 560)), int(rng.integers(0, 400))
-            draw.ellipse(
-                (x, y, x + int(rng.integers(20, 160)), y + int(rng.integers(20, 160))),
-                fill=tuple(rng.integers(0, 255, 3).tolist()),
-            )
-        buffer = io.BytesIO()
-        picture.save(buffer, "JPEG", quality=85)
-        body = (
-            b"--BENCHBOUNDARY\r\n"
-            b'Content-Disposition: form-data; name="image"; filename="query.jpg"\r\n'
-            b"Content-Type: image/jpeg\r\n\r\n" + buffer.getvalue() + b"\r\n--BENCHBOUNDARY--\r\n"
-        )
-        path = folder / f"body{i}.bin"
-        path.write_bytes(body)
-        paths.append(path)
-    return paths
-
-
-def warm_every_worker(port: int, server: subprocess.Popen, workers: int) -> None:
-    """Load the text and image models in every worker before the clock starts."""
-    client = Client(port)
-    wait_ready(client, server)
+def warm_every_worker(server: Server, workers: int, *, image_lines: list[str], workdir: Path) -> None:
+    """Load the text encoder (and the image encoder, given image requests) in every worker before the clock starts."""
     # Connections are spread over the workers by the kernel; enough fresh ones reach each of them.
     for i in range(workers * 8):
-        fresh = Client(port)
+        fresh = Client(server.port)
         fresh.get("/api/search?" + urllib.parse.urlencode({"q": f"warm up {i}"}))
         fresh.connection.close()
+    if image_lines:
+        warm = wrk(
+            port=server.port,
+            lines=image_lines,
+            connections=workers * 2,
+            duration=5,
+            timeout=60,
+            workdir=workdir,
+            name="warm",
+        )
+        wrk_result(warm)
 
 
 def wrk(
@@ -172,8 +141,122 @@ def wrk_result(process: subprocess.Popen) -> dict:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+@dataclass
+class Requests:
+    """What wrk sends (one request a line) and the photos embed_images takes in, if any."""
+
+    text: list[str]
+    image: list[str]
+    photos: Path | None
+
+
+def make_requests(args: argparse.Namespace, workdir: Path) -> Requests:
+    texts = queries(3000)  # more than the per-process query cache (256): every request is encoded
+    photos = None
+    if args.ingest:
+        # bench/ingest.py's photo-like 4000x3000 JPEGs, kept between runs (made once, about 0.3 s each).
+        photos = ROOT / "var" / "bench" / f"load-photos-{args.ingest}"
+        generate_photos(photos, args.ingest, 4000, 3000)
+    return Requests(
+        text=["GET /api/search?" + urllib.parse.urlencode({"q": text}) for text in texts],
+        image=[
+            f"POST /api/search/image multipart/form-data;boundary=BENCHBOUNDARY {path}"
+            for path in query_image_bodies(workdir, 8)
+        ],
+        photos=photos,
+    )
+
+
+def prepare_collection(args: argparse.Namespace) -> None:
+    """bench/search.py's rows, less those an earlier run's --ingest added: every run searches the same ones."""
+    from django.db import connection
+
+    collection(rows=args.rows, seed=args.seed, ef_construction=args.ef_construction)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM gallery_image WHERE encoder <> %s", [BENCH_ENCODER])
+    connection.close()
+
+
+def start_ingest(photos: Path, log: Path) -> subprocess.Popen:
+    """``manage.py embed_images`` into the same database; its output to a file (a pipe nobody reads would fill up)."""
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "embed_images", str(photos)],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_for(load: subprocess.Popen, ingest: subprocess.Popen | None) -> float | None:
+    """Until the load ends; returns when the ingestion ended (time.monotonic()), if it ended by then."""
+    ended = None
+    while True:
+        running = load.poll() is None
+        if ingest is not None and ended is None and ingest.poll() is not None:
+            ended = time.monotonic()
+        if not running:
+            return ended
+        time.sleep(0.5)
+
+
+def ingest_result(ingest: subprocess.Popen, log: Path, *, files: int, ended_after_s: float | None) -> dict:
+    ingest.wait()
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    return {
+        "exit_status": ingest.returncode,
+        "files": files,
+        # When it ended, from the start of the load (its own summary has its own clock).
+        "ended_after_s": round(ended_after_s, 1) if ended_after_s is not None else None,
+        "summary": lines[-1] if lines else "",
+    }
+
+
+def run(args: argparse.Namespace, server: Server, workers: int, requests: Requests, workdir: Path) -> dict:
+    """The searches with wrk, embed_images beside them if asked; what each measured."""
+    warm_every_worker(server, workers, image_lines=requests.image if args.image_connections else [], workdir=workdir)
+    start_wrk = functools.partial(wrk, port=server.port, duration=args.duration, timeout=args.timeout, workdir=workdir)
+    started = time.monotonic()
+    ingest = start_ingest(requests.photos, workdir / "ingest.log") if requests.photos else None
+    try:
+        text_run = start_wrk(lines=requests.text, connections=args.connections, name="text")
+        image_run = None
+        if args.image_connections:
+            image_run = start_wrk(lines=requests.image, connections=args.image_connections, name="image")
+        ingest_ended = wait_for(text_run, ingest)
+        results = {"text": wrk_result(text_run), "image": wrk_result(image_run) if image_run else None}
+        results["ingest"] = None
+        if ingest is not None:
+            ended_after_s = ingest_ended - started if ingest_ended else None
+            results["ingest"] = ingest_result(
+                ingest, workdir / "ingest.log", files=args.ingest, ended_after_s=ended_after_s
+            )
+    finally:
+        if ingest is not None and ingest.poll() is None:
+            ingest.kill()
+    return results
+
+
+def environment(args: argparse.Namespace) -> dict[str, str]:
+    """This run's settings; gunicorn and embed_images inherit them."""
+    environment = {
+        "DATABASE_POOL": "1" if args.pool else "0",
+        # One client (127.0.0.1) sends everything: the per-client rate and the per-process cap on image
+        # encodes at once (search/throttle.py) would answer most of it with 429.
+        "IMAGE_SEARCH_RATE": "0",
+        "IMAGE_SEARCH_CONCURRENCY": "0",
+    }
+    if args.backend:
+        environment["EMBEDDING_BACKEND"] = args.backend
+    if args.workers:
+        environment["GUNICORN_WORKERS"] = str(args.workers)
+    if args.threads:
+        environment["GUNICORN_THREADS"] = str(args.threads)
+    return environment
+
+
+def arguments() -> argparse.Namespace:
+    parser = argument_parser(__doc__, __spec__.name)
     parser.add_argument("--duration", type=int, default=60, help="seconds of load")
     parser.add_argument("--connections", type=int, default=4, help="concurrent text-search connections")
     parser.add_argument("--image-connections", type=int, default=0, help="concurrent image-search connections")
@@ -185,133 +268,33 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--db", default="bench_search", help="embedded database name (without DATABASE_URL)")
-    parser.add_argument("--models", type=Path, default=ROOT / "var" / "models-full")
+    parser.add_argument("--models", type=Path, default=FULL_SIZE_ENCODERS, help="the full-size stand-in encoders")
     parser.add_argument("--backend", help="EMBEDDING_BACKEND (default: the environment's, else torch)")
-    args = parser.parse_args()
+    parser.add_argument("--ef-construction", type=int, help="HNSW ef_construction (default: the migrations')")
+    return parser.parse_args()
 
+
+def main() -> None:
+    args = arguments()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")
-    if not (args.models / "text" / "modules.json").exists():
-        sys.exit(
-            f"No full-size stand-ins in {args.models}: .venv/bin/python manage.py make_standin_encoders --full-size {args.models}"
-        )
-    if args.backend:
-        os.environ["EMBEDDING_BACKEND"] = args.backend
-    os.environ["DATABASE_POOL"] = "1" if args.pool else "0"
-    # One client (127.0.0.1) sends everything: the per-client rate and the per-process cap on image
-    # encodes at once (search/throttle.py) would answer most of it with 429.
-    os.environ["IMAGE_SEARCH_RATE"] = "0"
-    os.environ["IMAGE_SEARCH_CONCURRENCY"] = "0"
-    if args.workers:
-        os.environ["GUNICORN_WORKERS"] = str(args.workers)
-    if args.threads:
-        os.environ["GUNICORN_THREADS"] = str(args.threads)
-    setup_django(args)
+    setup_site(models=args.models, db=args.db, **environment(args))
     from django.conf import settings
-    from django.db import connection
 
-    collection = clip_like(args.rows, seed=args.seed)
-    load(collection.vectors, collection.labels, seed=args.seed)
-    with connection.cursor() as cursor:
-        # Rows a previous run's --ingest added go, so every run searches the same 100,000.
-        cursor.execute("DELETE FROM gallery_image WHERE id > %s", [args.rows])
-    connection.close()
-    del collection
-
+    prepare_collection(args)
+    # config/gunicorn.conf.py's numbers, unless this run set them.
     workers = int(os.environ.get("GUNICORN_WORKERS") or max(1, min(os.cpu_count() or 1, 4)))
     threads = int(os.environ.get("GUNICORN_THREADS") or 4)
     workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
     try:
-        texts = queries(3000)  # more than the per-process query cache (256): every request is encoded
-        text_lines = ["GET /api/search?" + urllib.parse.urlencode({"q": text}) for text in texts]
-        image_lines = [
-            f"POST /api/search/image multipart/form-data;boundary=BENCHBOUNDARY {path}"
-            for path in query_image_bodies(workdir, 8)
-        ]
-        photos = None
-        if args.ingest:
-            from bench.ingest import generate
-
-            # bench/ingest.py's photo-like 4000x3000 JPEGs, kept between runs (made once, about 0.3 s each).
-            photos = ROOT / "var" / "bench" / f"load-photos-{args.ingest}"
-            generate(photos, args.ingest, 4000, 3000)
-
-        port = free_port()
-        server = start_server(port, workers=None)
-        ingest = None
-        try:
-            warm_every_worker(port, server, workers)
-            if args.image_connections:
-                warm = wrk(
-                    port=port,
-                    lines=image_lines,
-                    connections=workers * 2,
-                    duration=5,
-                    timeout=60,
-                    workdir=workdir,
-                    name="warm",
-                )
-                wrk_result(warm)
-            started = time.monotonic()
-            if photos is not None:
-                ingest = subprocess.Popen(
-                    [str(ROOT / ".venv" / "bin" / "python"), "manage.py", "embed_images", str(photos)],
-                    cwd=ROOT,
-                    env=os.environ.copy(),
-                    stdout=(workdir / "ingest.log").open("w"),  # a file: a pipe nobody reads would fill up
-                    stderr=subprocess.STDOUT,
-                )
-            start_wrk = functools.partial(wrk, port=port, duration=args.duration, timeout=args.timeout, workdir=workdir)
-            text_run = start_wrk(lines=text_lines, connections=args.connections, name="text")
-            image_run = None
-            if args.image_connections:
-                image_run = start_wrk(lines=image_lines, connections=args.image_connections, name="image")
-            ingest_ended = None
-            while text_run.poll() is None:  # note when the ingestion ends, if it ends before the load
-                if ingest is not None and ingest_ended is None and ingest.poll() is not None:
-                    ingest_ended = time.monotonic()
-                time.sleep(0.5)
-            if ingest is not None and ingest_ended is None and ingest.poll() is not None:
-                ingest_ended = time.monotonic()
-            text_result = wrk_result(text_run)
-            image_result = wrk_result(image_run) if image_run else None
-            ingest_result = None
-            if ingest is not None:
-                ingest.wait()
-                output = (workdir / "ingest.log").read_text()
-                summary = [line for line in output.splitlines() if line.strip()][-1:]
-                ingest_result = {
-                    "exit_status": ingest.returncode,
-                    "files": args.ingest,
-                    # When it ended, from the start of the load (its own summary has its own clock).
-                    "ended_after_s": round(ingest_ended - started, 1) if ingest_ended else None,
-                    "summary": summary[0] if summary else "",
-                }
-            alive = server.poll() is None
-        finally:
-            if ingest is not None and ingest.poll() is None:
-                ingest.kill()
-            server.terminate()
-            server.wait(timeout=30)
+        requests = make_requests(args, workdir)
+        with gunicorn(workers=None) as server:
+            line = run(args, server, workers, requests, workdir) | {"server_survived": server.alive}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
-    line = {
-        "text": text_result,
-        "image": image_result,
-        "ingest": ingest_result,
-        "server_survived": alive,
-        "pool": args.pool,
-        "workers": workers,
-        "threads": threads,
-        "connections": args.connections,
-        "image_connections": args.image_connections,
-        "duration_s": args.duration,
-        "rows": args.rows,
-        "backend": settings.EMBEDDING_BACKEND,
-        "ef_search": settings.HNSW_EF_SEARCH,
-        "cpu_count": os.cpu_count(),
-    }
+    line |= {"pool": args.pool, "workers": workers, "threads": threads, "connections": args.connections}
+    line |= {"image_connections": args.image_connections, "duration_s": args.duration, "rows": args.rows}
+    line |= {"backend": settings.EMBEDDING_BACKEND, "ef_search": settings.HNSW_EF_SEARCH, "cpu_count": os.cpu_count()}
     print(json.dumps(line), flush=True)
 
 

@@ -1,4 +1,7 @@
-"""Settings, all read from the environment (or a .env file beside manage.py); see .env.example."""
+"""Settings, all read from the environment (or a .env file beside manage.py); see .env.example.
+
+Values with a closed set or a range are checked by `manage.py check` (each app's checks.py).
+"""
 
 from pathlib import Path
 
@@ -115,14 +118,14 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
 # Serve MEDIA_ROOT from Django itself (fine for a small self-hosted site; a proxy is faster).
 SERVE_MEDIA = env.bool("SERVE_MEDIA", default=True)
 
-# Models: hub names (downloaded on first use) or local paths.
+# Encoders (CLIP and its multilingual text twin): hub names (downloaded on first use) or local paths.
 CLIP_IMAGE_MODEL = env.str("CLIP_IMAGE_MODEL", default="clip-ViT-B-32")
 CLIP_TEXT_MODEL = env.str("CLIP_TEXT_MODEL", default="sentence-transformers/clip-ViT-B-32-multilingual-v1")
 EMBEDDING_DIMENSIONS = env.int("EMBEDDING_DIMENSIONS", default=512)
 EMBEDDING_DEVICE = env.str("EMBEDDING_DEVICE", default="") or None
 EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=32)
 # Inference: torch (fp32), onnx (ONNX Runtime, fp32) or onnx-int8 (int8 weights, fastest on CPU);
-# the ONNX models are exported from the models above on first use and cached in ONNX_CACHE_DIR.
+# the ONNX exports are made from the encoders above on first use and cached in ONNX_CACHE_DIR.
 EMBEDDING_BACKEND = env.str("EMBEDDING_BACKEND", default="torch")
 ONNX_CACHE_DIR = env.path("ONNX_CACHE_DIR", default=VAR_DIR / "onnx")
 THUMBNAIL_SIZE = env.int("THUMBNAIL_SIZE", default=384)
@@ -131,11 +134,9 @@ IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=100_000_000)
 
 # Search
 SEARCH_PAGE_SIZE = env.int("SEARCH_PAGE_SIZE", default=24)
-# HNSW candidates per query (raised for deep pages, up to 1000). 300, not pgvector's 40 or a common
-# 100: text queries sit far from every image vector (CLIP's modality gap) and the graph walk finds
-# their neighbours less well; 300 is the lowest value measured with recall@10 >= 0.95 for them
-# (bench/README.md, "Search" and "Scale": 0.98 at 100,000 rows; 0.99-0.998 for image queries at
-# 1,000,000, p50 6-9 ms there).
+# HNSW candidates per query (raised for deep pages, up to 1000). 300, not pgvector's 40: text queries
+# sit far from every image vector (CLIP's modality gap), so the graph walk needs more candidates to
+# find their neighbours; 300 is the lowest value that meets the recall goal (bench/README.md, "Search").
 HNSW_EF_SEARCH = env.int("HNSW_EF_SEARCH", default=300)
 # Search by image runs the image model, so it is limited (search/throttle.py): this many per client
 # ("20/minute", "100/hour"; 0 or empty: no limit), counted in the default cache. Django's default
@@ -200,10 +201,9 @@ LOGIN_URL = "admin:login"
 
 # How vectors are stored: "vector" (float32) or "halfvec" (float16: half the table and index).
 # Convert an existing table with `manage.py vector_storage halfvec` (or `vector`).
-# halfvec by default: at 1,000,000 rows it halves the table (1.3 GB, not 2.8) and the index (1.3 GB,
-# not 2.6) with the same recall@10 and latency (bench/README.md, "Scale"); CLIP's cosines need no
-# more than float16's three decimal digits. The query vector adapts to whatever the column holds.
+# halfvec by default: the same recall and speed in half the memory (bench/README.md, "Scale"); CLIP's
+# cosines need no more than float16's three decimal digits. The query vector adapts to the column.
 VECTOR_STORAGE = env.str("VECTOR_STORAGE", default="halfvec")
-# Memory and parallel workers PostgreSQL may use to build the HNSW index.
+# Memory (a PostgreSQL size: 1GB, 512MB) and parallel workers PostgreSQL may use to build the HNSW index.
 HNSW_BUILD_MEMORY = env.str("HNSW_BUILD_MEMORY", default="1GB")
 HNSW_BUILD_WORKERS = env.int("HNSW_BUILD_WORKERS", default=2)

@@ -138,7 +138,7 @@ def test_a_build_memory_that_is_not_a_size_fails_the_conversion_and_changes_noth
 
 @pytest.mark.parametrize("storage", ["vector", "halfvec"])
 def test_binary_copy_loads_vectors_exactly_and_upserts(storage):
-    from gallery.services import images_copy
+    from gallery.bulkload import images_copy
 
     run(storage)
     assert column_type() == storage

@@ -1,0 +1,30 @@
+"""Site-wide system checks: the database connection pool (DATABASE_POOL=1)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.checks import Error
+
+from gallery.checks import seconds, whole_number
+
+
+def check_database_pool(app_configs=None, **kwargs) -> list[Error]:
+    """DATABASE_POOL_MIN, DATABASE_POOL_MAX and DATABASE_POOL_TIMEOUT, when the pool is on.
+
+    Otherwise psycopg's pool refuses wrong sizes only when the first request opens it, with a 500;
+    a timeout of 0 would turn every wait for a connection into "database unavailable".
+    """
+    pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
+    if not isinstance(pool, dict):  # off, or True: psycopg's defaults
+        return []
+    smallest = pool.get("min_size", 4)  # psycopg_pool's defaults
+    errors = whole_number("DATABASE_POOL_MIN", smallest, low=0, id="core.E001")
+    if pool.get("max_size") is not None:
+        errors += whole_number(
+            "DATABASE_POOL_MAX",
+            pool["max_size"],
+            low=max(1, smallest) if not errors else 1,
+            id="core.E002",
+            hint="The most connections the pool of one process opens: at least 1, and at least DATABASE_POOL_MIN.",
+        )
+    return errors + seconds("DATABASE_POOL_TIMEOUT", pool.get("timeout", 30.0), id="core.E003")

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "gallery",
     "search",
+    "encoders",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class EncodersConfig(AppConfig):
+    name = "encoders"
+    verbose_name = "Encoders"

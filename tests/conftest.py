@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+# The generated world and its trained encoders, for tests of what search finds.
+pytest_plugins = ["tests.world"]
+
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_CACHE = ROOT / "var" / "test-models"
 

@@ -73,6 +73,16 @@ def world_pictures(tmp_path_factory) -> tuple[Path, list[Picture]]:
 @pytest.fixture
 def world_collection(db, settings, world_pictures) -> dict[int, frozenset[str]]:
     """The world in the database, searched with the trained encoders: {image id: its labels}."""
+    return _insert(settings, world_pictures)
+
+
+@pytest.fixture
+def live_world(transactional_db, live_server, settings, world_pictures) -> dict[int, frozenset[str]]:
+    """The same, committed, for the browser tests (the live server reads it from its own connection)."""
+    return _insert(settings, world_pictures)
+
+
+def _insert(settings, world_pictures) -> dict[int, frozenset[str]]:
     folder, pictures = world_pictures
     for name, value in TRAINED_SETTINGS.items():
         setattr(settings, name, value)

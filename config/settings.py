@@ -67,6 +67,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "core.context_processors.site",
             ],
         },
     },
@@ -131,6 +132,10 @@ ONNX_CACHE_DIR = env.path("ONNX_CACHE_DIR", default=VAR_DIR / "onnx")
 THUMBNAIL_SIZE = env.int("THUMBNAIL_SIZE", default=384)
 # Pillow's decompression-bomb guard: images with more pixels are refused.
 IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=100_000_000)
+
+# The demo (scripts/run --demo): the page says it shows a generated world searched with encoders
+# trained on it, and how to switch to real photos and the real encoders.
+DEMO = env.bool("DEMO", default=False)
 
 # Search
 SEARCH_PAGE_SIZE = env.int("SEARCH_PAGE_SIZE", default=24)

@@ -82,27 +82,26 @@ class Scores:
         }
 
 
-def read_labels(path: Path) -> dict[str, frozenset[str]]:
-    """A labels CSV (``path,labels``) as {path: labels}."""
+def _read_csv(path: Path, *, what: str, columns: set[str]) -> list[dict[str, str]]:
     try:
         with open(path, encoding="utf-8", newline="") as handle:
             rows = list(csv.DictReader(handle))
     except OSError as exc:
-        raise EvaluationError(f"cannot read the labels file {path}: {exc.strerror or exc}") from exc
-    if rows and not {"path", "labels"} <= set(rows[0]):
-        raise EvaluationError(f"{path}: the labels file needs the columns path and labels")
+        raise EvaluationError(f"cannot read the {what} file {path}: {exc.strerror or exc}") from exc
+    if rows and not columns <= set(rows[0]):
+        raise EvaluationError(f"{path}: the {what} file needs the columns {', '.join(sorted(columns))}")
+    return rows
+
+
+def read_labels(path: Path) -> dict[str, frozenset[str]]:
+    """A labels CSV (``path,labels``) as {path: labels}."""
+    rows = _read_csv(path, what="labels", columns={"path", "labels"})
     return {row["path"]: frozenset(row["labels"].split()) for row in rows}
 
 
 def read_queries(path: Path) -> list[Query]:
-    """A queries CSV (``query,language,labels``)."""
-    try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            rows = list(csv.DictReader(handle))
-    except OSError as exc:
-        raise EvaluationError(f"cannot read the queries file {path}: {exc.strerror or exc}") from exc
-    if rows and not {"query", "labels"} <= set(rows[0]):
-        raise EvaluationError(f"{path}: the queries file needs the columns query, language and labels")
+    """A queries CSV (``query,language,labels``; language may be empty)."""
+    rows = _read_csv(path, what="queries", columns={"query", "labels"})
     return [
         Query(row["query"], row.get("language") or "", frozenset(row["labels"].split()))
         for row in rows
@@ -189,6 +188,7 @@ def evaluate(
     queries: list[Query],
     k: int = 10,
     image_queries: int | None = 1000,
+    queries_per_language: int | None = None,
     modes: Iterable[str] = MODES,
     progress: Callable[[int], None] | None = None,
 ) -> Report:
@@ -198,9 +198,23 @@ def evaluate(
     modes = tuple(modes)
     report = Report(k=k, ef_search=selectors.ef_search_for(k), images=len(truth.labels), unmatched=truth.unmatched)
     tick = progress or (lambda n: None)
+    if queries_per_language:
+        queries = _spread(queries, queries_per_language)
     _text_to_image(report, truth, queries, modes, tick)
     _image_to_image(report, truth, image_queries, modes, tick)
     return report
+
+
+def _spread(queries: list[Query], per_language: int) -> list[Query]:
+    """At most ``per_language`` queries of each language, evenly spread over the file (the same ones every run)."""
+    by_language = defaultdict(list)
+    for query in queries:
+        by_language[query.language].append(query)
+    kept = []
+    for asked in by_language.values():
+        step = max(1, len(asked) / per_language)
+        kept += [asked[int(i * step)] for i in range(min(per_language, len(asked)))]
+    return kept
 
 
 def _text_to_image(report: Report, truth: Truth, queries: list[Query], modes: tuple, tick) -> None:

@@ -33,11 +33,26 @@ class Command(BaseCommand):
             default=1000,
             help="Images used as queries, spread evenly (default 1000; 0: all).",
         )
+        parser.add_argument(
+            "--queries-per-language", type=int, default=0, help="At most this many text queries per language (0: all)."
+        )
         parser.add_argument("--mode", choices=[*evaluation.MODES, "both"], default="both", help="Index, exact or both.")
         parser.add_argument("--json", action="store_true", help="Print JSON for scripts instead of a table.")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
-    def handle(self, *args, directory, labels, queries, folders_as_labels, k, image_queries, mode, **options):
+    def handle(
+        self,
+        *args,
+        directory,
+        labels,
+        queries,
+        folders_as_labels,
+        k,
+        image_queries,
+        queries_per_language,
+        mode,
+        **options,
+    ):
         if k < 1:
             raise CommandError("-k must be at least 1")
         labels = labels or (directory / "labels.csv" if directory else None)
@@ -58,6 +73,7 @@ class Command(BaseCommand):
                     queries=asked,
                     k=k,
                     image_queries=image_queries or None,
+                    queries_per_language=queries_per_language or None,
                     modes=evaluation.MODES if mode == "both" else (mode,),
                     progress=bar.update,
                 )

@@ -134,18 +134,28 @@ def caption_ids(tokens: tuple[str, ...]) -> tuple[int, int, int, int]:
 
 
 def build_tokenizer(seed: int):
-    """A WordPiece tokenizer trained on the world's captions (every word of every language appears)."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    """A WordPiece tokenizer whose vocabulary is every word and character of the world's captions.
+
+    The vocabulary is built, sorted, from the captions rather than learnt by the tokenizers trainer:
+    its merges break ties differently from run to run, and the training must be deterministic.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     rng = np.random.default_rng(seed)
     corpus = [q.text for q in world.queries(seed)]
     corpus += [world.caption(spec, rng)[0] for spec in world.draw_specs(6000, seed)]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     # No accent stripping: it would fold Russian yo into ye and drop Japanese dakuten (ボ -> ホ).
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=False, handle_chinese_chars=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=1600, special_tokens=SPECIAL))
+    normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=False, handle_chinese_chars=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    words = set()
+    for text in corpus:
+        words.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    characters = sorted({ch for word in words for ch in word})
+    tokens = [*SPECIAL, *sorted(words), *(c for c in characters if c not in words), *(f"##{c}" for c in characters)]
+    tok = Tokenizer(models.WordPiece({token: i for i, token in enumerate(tokens)}, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
@@ -500,7 +510,7 @@ def main(argv=None) -> int:
     parser.add_argument("--train-seed", type=int, default=1)
     parser.add_argument("--eval-count", type=int, default=2000)
     parser.add_argument("--eval-seed", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=420)
+    parser.add_argument("--steps", type=int, default=520)
     parser.add_argument("--batch", type=int, default=192)
     parser.add_argument("--lr", type=float, default=1.5e-3)
     parser.add_argument("--seed", type=int, default=0)

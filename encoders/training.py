@@ -20,6 +20,8 @@ How (each choice is what made minutes of 2-core CPU enough; encoders/world.py ha
 * Shared attribute prototypes (kind, colour, count, background, colour+kind) scored with a fixed
   scale on the normalised embeddings of all three towers: text and image vectors meet at the same
   prototypes, and the colour+kind prototype pulls alike pictures together (image-to-image search).
+* Image-to-image: pictures of the same kind and colour in a batch are each other's positives
+  (a supervised contrastive term), so background and count do not outweigh them.
 * The text twin is trained in the same loop, against the (detached) image vectors with the same
   losses, plus a cosine pull towards the CLIP text tower's vector for the same caption (the way the
   real multilingual model was distilled from CLIP's text tower). Training it directly against the
@@ -56,6 +58,7 @@ IMAGE_SIZE = 64
 PATCH = 32
 RENDER_WIDTH = 128
 DIMENSIONS = 512
+ALIKE_WEIGHT = 1.5
 HEAD_SCALE = 12.0  # fixed: a learnt scale lets the heads win by growing it instead of shaping the space
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073], np.float32)  # OpenAI CLIP's, as the processor uses
 STD = np.array([0.26862954, 0.26130258, 0.27577711], np.float32)
@@ -131,18 +134,28 @@ def caption_ids(tokens: tuple[str, ...]) -> tuple[int, int, int, int]:
 
 
 def build_tokenizer(seed: int):
-    """A WordPiece tokenizer trained on the world's captions (every word of every language appears)."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    """A WordPiece tokenizer whose vocabulary is every word and character of the world's captions.
+
+    The vocabulary is built, sorted, from the captions rather than learnt by the tokenizers trainer:
+    its merges break ties differently from run to run, and the training must be deterministic.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     rng = np.random.default_rng(seed)
     corpus = [q.text for q in world.queries(seed)]
     corpus += [world.caption(spec, rng)[0] for spec in world.draw_specs(6000, seed)]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     # No accent stripping: it would fold Russian yo into ye and drop Japanese dakuten (ボ -> ホ).
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=False, handle_chinese_chars=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=1600, special_tokens=SPECIAL))
+    normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=False, handle_chinese_chars=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    words = set()
+    for text in corpus:
+        words.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    characters = sorted({ch for word in words for ch in word})
+    tokens = [*SPECIAL, *sorted(words), *(c for c in characters if c not in words), *(f"##{c}" for c in characters)]
+    tok = Tokenizer(models.WordPiece({token: i for i, token in enumerate(tokens)}, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
@@ -328,7 +341,15 @@ def train(args) -> tuple[object, object, object, object, dict]:
         loss_twin = multi_positive_loss(twin_logits, positives)
         loss_heads = heads.loss(image_vectors, img) + heads.loss(text_vectors, cap) + heads.loss(twin_vectors, cap)
         loss_distil = (1 - (twin_vectors * text_vectors.detach()).sum(-1)).mean() * 4
-        loss = loss_clip + loss_twin + loss_heads + loss_distil
+        # Alike pictures (same kind and colour) are each other's positives, whatever their background
+        # and count: without this, background (the easiest attribute) dominated image-to-image search.
+        alike = (img[:, 0].unsqueeze(1) == img[:, 0].unsqueeze(0)) & (img[:, 1].unsqueeze(1) == img[:, 1].unsqueeze(0))
+        alike.fill_diagonal_(False)
+        self_logits = (scale * image_vectors @ image_vectors.T).masked_fill(
+            torch.eye(len(index), dtype=torch.bool), -1e4
+        )
+        loss_alike = multi_positive_loss(self_logits, alike.float()) * ALIKE_WEIGHT
+        loss = loss_clip + loss_twin + loss_heads + loss_distil + loss_alike
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -338,7 +359,8 @@ def train(args) -> tuple[object, object, object, object, dict]:
             elapsed = time.perf_counter() - loop_started
             print(
                 f"step {step:4d}/{args.steps}  loss {loss.item():.3f} (clip {loss_clip.item():.3f} twin "
-                f"{loss_twin.item():.3f} heads {loss_heads.item():.3f} distil {loss_distil.item():.3f})  "
+                f"{loss_twin.item():.3f} heads {loss_heads.item():.3f} distil {loss_distil.item():.3f} "
+                f"alike {loss_alike.item():.3f})  "
                 f"scale {scale.item():.1f}  {elapsed:.0f} s (cpu {time.process_time() - loop_cpu:.0f} s)",
                 flush=True,
             )
@@ -488,7 +510,7 @@ def main(argv=None) -> int:
     parser.add_argument("--train-seed", type=int, default=1)
     parser.add_argument("--eval-count", type=int, default=2000)
     parser.add_argument("--eval-seed", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=420)
+    parser.add_argument("--steps", type=int, default=520)
     parser.add_argument("--batch", type=int, default=192)
     parser.add_argument("--lr", type=float, default=1.5e-3)
     parser.add_argument("--seed", type=int, default=0)

@@ -4,7 +4,7 @@ from django.core.management import call_command
 
 from gallery.models import Image
 from search.selectors import image_search_by_image
-from tests.images import photo, write_photos
+from tests.factories import photo, write_photos
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the command decodes in worker threads
 

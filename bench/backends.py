@@ -10,7 +10,7 @@ DistilBERT-multilingual architectures, random weights), for torch, onnx and onnx
                  a shared machine's load does not pass for a backend's speed
   query_p50_ms   encoders.embeddings.encode_text of one short multilingual string: tokenising, the
                  encoder and normalising, as a search request pays it
-  image_cosine_* cosine to torch's vector for the same 100 pictures (tests.images.photo, 320x240),
+  image_cosine_* cosine to torch's vector for the same 100 pictures (tests.factories.photo, 320x240),
                  through encode_images in batches of 32
   text_cosine_*  the same for 100 short multilingual texts, through encode_texts
   batch1_cosine_min  a picture encoded alone against the same picture in a batch of 32 (int8
@@ -120,7 +120,7 @@ def encoder_megabytes(backend: str) -> float:
 def agreement(backends: list[str]) -> dict[str, dict]:
     """Load each backend (exporting on a cold cache) and compare its vectors with torch's."""
     from encoders import embeddings
-    from tests.images import photo
+    from tests.factories import photo
 
     pictures = [photo(seed) for seed in range(100)]
     facts: dict[str, dict] = {}
@@ -175,7 +175,7 @@ class OthersMeter:
 def timing(backend: str, *, batches: int, queries: int) -> dict:
     """Images/s per batch of 32 and milliseconds per query, in a process that runs only this backend."""
     from encoders import embeddings, onnx_backend
-    from tests.images import photo
+    from tests.factories import photo
 
     use(backend)
     encoder = embeddings.get_image_encoder()

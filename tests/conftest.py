@@ -1,10 +1,11 @@
+import fcntl
 import hashlib
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.test import override_settings
 
 # The generated world and its trained encoders, for tests of what search finds.
 pytest_plugins = ["tests.world"]
@@ -24,29 +25,38 @@ def standin_encoders() -> tuple[Path, Path]:
     from encoders.standins import build_standins
 
     directory = MODELS_CACHE / _standins_fingerprint()
-    for stale in MODELS_CACHE.glob("*"):
-        if stale != directory:
-            shutil.rmtree(stale, ignore_errors=True)
     clip, text = directory / "clip", directory / "text"
-    if not (clip / "modules.json").exists() or not (text / "modules.json").exists():
-        build_standins(directory, dimensions=512)
+    MODELS_CACHE.mkdir(parents=True, exist_ok=True)
+    # pytest-xdist's workers all start here: one builds, the others wait for it and reuse.
+    with open(MODELS_CACHE.with_name("test-models.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for stale in MODELS_CACHE.glob("*"):
+            if stale != directory:
+                shutil.rmtree(stale, ignore_errors=True)
+        if not (clip / "modules.json").exists() or not (text / "modules.json").exists():
+            build_standins(directory, dimensions=512)
     return clip, text
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _use_standins(standin_encoders, tmp_path_factory):
-    """Every test runs with the stand-ins and a fresh MEDIA_ROOT; subprocesses inherit both."""
+    """Every test runs with the stand-ins and a fresh MEDIA_ROOT; subprocesses inherit both.
+
+    Settings and environment are as they were once the session ends (for code that runs after it,
+    such as other plugins' session hooks or a test runner embedding pytest).
+    """
     from encoders import embeddings
 
     clip, text = standin_encoders
     media = tmp_path_factory.mktemp("media")
     values = {"CLIP_IMAGE_MODEL": str(clip), "CLIP_TEXT_MODEL": str(text), "MEDIA_ROOT": str(media)}
-    for name, value in values.items():
-        setattr(settings, name, value)
-        os.environ[name] = value
-    embeddings.clear_cache()
-    yield
-    embeddings.clear_cache()
+    # override_settings, not setattr: it tells the cached storages that MEDIA_ROOT changed.
+    with override_settings(**values), pytest.MonkeyPatch.context() as environment:
+        for name, value in values.items():
+            environment.setenv(name, value)
+        embeddings.clear_cache()
+        yield
+        embeddings.clear_cache()
 
 
 @pytest.fixture

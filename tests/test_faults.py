@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from gallery.models import Image
 from tests.conftest import ROOT
-from tests.images import jpeg_bytes, write_photos
+from tests.factories import upload, write_photos
 
 embedded_only = pytest.mark.skipif(bool(os.environ.get("DATABASE_URL")), reason="controls the embedded server")
 
@@ -124,7 +124,6 @@ class FullDiskStorage(FileSystemStorage):
 @pytest.mark.django_db
 def test_storage_failure_during_upload_leaves_no_row_and_no_file(admin_client, settings, media_root):
     from django.core.files.storage import storages
-    from django.core.files.uploadedfile import SimpleUploadedFile
 
     settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "tests.test_faults.FullDiskStorage"}}
     FullDiskStorage.writes = 0
@@ -133,7 +132,7 @@ def test_storage_failure_during_upload_leaves_no_row_and_no_file(admin_client, s
     try:
         response = admin_client.post(
             reverse("admin:gallery_image_add"),
-            {"files": [SimpleUploadedFile("full.jpg", jpeg_bytes(77), "image/jpeg")]},
+            {"files": [upload(77, "full.jpg")]},
             follow=True,
         )
     finally:
@@ -155,11 +154,9 @@ def test_model_that_cannot_be_loaded_leaves_the_admin_working(admin_client, sett
     embeddings.clear_cache()
     try:
         assert admin_client.get(reverse("admin:gallery_image_changelist")).status_code == 200
-        from django.core.files.uploadedfile import SimpleUploadedFile
-
         response = admin_client.post(
             reverse("admin:gallery_image_add"),
-            {"files": [SimpleUploadedFile("m.jpg", jpeg_bytes(78), "image/jpeg")]},
+            {"files": [upload(78, "m.jpg")]},
             follow=True,
         )
         assert "was stored but not embedded" in response.content.decode()

@@ -1,12 +1,20 @@
-"""Browser tests: Playwright driving Debian's Chromium against pytest-django's live_server."""
+"""Browser tests: Playwright driving Debian's Chromium against pytest-django's live_server.
 
+Without Chromium they are skipped, saying how to get it; on CI (CI set, as .ci/run and CI services
+do) a missing Chromium stops the run instead, so CI cannot pass without them.
+"""
+
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
+from tests.factories import aware, make_images
 
-CHROMIUM = Path("/usr/bin/chromium")
+# E2E_CHROMIUM: another Chromium to drive (and how the gate below is tested without uninstalling one).
+CHROMIUM = Path(os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",
@@ -20,6 +28,32 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = ROOT / "var" / "screenshots"
 DESKTOP = {"viewport": {"width": 1366, "height": 900}}
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
+
+
+def on_ci(environ: Mapping[str, str]) -> bool:
+    return environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def missing_chromium(chromium: Path) -> str | None:
+    """What to tell a person whose machine lacks ``chromium``, or None when it is there."""
+    if chromium.is_file() and os.access(chromium, os.X_OK):
+        return None
+    return (
+        f"the browser tests need Chromium at {chromium}: scripts/test installs it "
+        "(or sudo apt-get install chromium; E2E_CHROMIUM=/path/to/chromium picks another)"
+    )
+
+
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected what they will
+def pytest_collection_modifyitems(config, items):
+    browser_tests = [item for item in items if item.get_closest_marker("e2e")]
+    problem = missing_chromium(CHROMIUM) if browser_tests else None
+    if problem is None:
+        return
+    if on_ci(os.environ):
+        pytest.exit(f"CI is set and {problem}", returncode=pytest.ExitCode.USAGE_ERROR)
+    for item in browser_tests:
+        item.add_marker(pytest.mark.skip(reason=problem))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -39,8 +73,6 @@ def _allow_orm_beside_playwright():
 def browser(_allow_orm_beside_playwright):
     from playwright.sync_api import sync_playwright
 
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: scripts/setup --browser installs Debian's chromium.")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
@@ -88,9 +120,6 @@ def screenshot():
 @pytest.fixture
 def gallery(transactional_db, live_server):
     """60 committed images (the live server reads them from its own connection) in three folders."""
-    from tests.search.conftest import aware
-    from tests.search.factories import make_images
-
     return (
         make_images(30, start=100, folder="holidays/2023", taken=aware(2023, 7, 1, 12))
         + make_images(20, start=130, folder="holidays/2024", fmt="PNG", taken=aware(2024, 6, 1, 12))

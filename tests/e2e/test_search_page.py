@@ -7,7 +7,7 @@ import base64
 
 import pytest
 
-from tests.search.factories import image_bytes
+from tests.factories import image_bytes
 
 pytestmark = pytest.mark.e2e
 

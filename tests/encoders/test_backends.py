@@ -14,7 +14,7 @@ from django.core.management import call_command
 from encoders import embeddings, onnx_backend
 from encoders.standins import build_clip
 from tests.conftest import ROOT
-from tests.images import photo, write_photos
+from tests.factories import photo, write_photos
 
 BACKENDS = ["torch", "onnx", "onnx-int8"]
 TEXTS = [

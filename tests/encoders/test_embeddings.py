@@ -4,7 +4,7 @@ from django.conf import settings
 
 from encoders import embeddings
 from encoders.standins import build_clip
-from tests.images import photo
+from tests.factories import photo
 
 
 def test_standins_encode_texts_into_unit_512_vectors():

@@ -5,7 +5,7 @@ from django.core.management import call_command
 from encoders.embeddings import encode_images
 from gallery.models import Image
 from search.selectors import image_search_by_vector
-from tests.images import photo, write_photos
+from tests.factories import photo, write_photos
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the command decodes in worker threads
 

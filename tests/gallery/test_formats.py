@@ -15,7 +15,7 @@ from gallery.models import Image
 from gallery.storage import image_name
 from search.forms import FilterForm
 from search.selectors import ImageFilters
-from tests.images import photo
+from tests.factories import photo
 
 SHA = "ab" * 32
 SERVED = {extension: f.mime_type for f in formats.FORMATS if f.mime_type for extension in f.extensions}

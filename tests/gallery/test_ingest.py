@@ -18,7 +18,7 @@ from PIL import Image as PILImage
 from gallery.ingest import Ingestor
 from gallery.models import Image
 from tests.conftest import ROOT
-from tests.images import jpeg_bytes, photo, write_photos
+from tests.factories import image_bytes, photo, write_photos
 
 pytestmark = pytest.mark.django_db(transaction=True)  # ingestion decodes in worker threads and processes
 
@@ -37,7 +37,7 @@ def sha256(path: Path) -> str:
 
 def make_bad_and_odd_files(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    whole = jpeg_bytes(1, size=(640, 480))
+    whole = image_bytes(1, size=(640, 480))
     (folder / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
     (folder / "empty.jpg").write_bytes(b"")
     (folder / "notes.jpg").write_text("shopping list: milk, eggs")
@@ -199,7 +199,7 @@ def test_missing_model_is_a_fatal_error_before_any_work(tmp_path, settings, medi
 def test_a_file_that_hangs_or_crashes_the_decoder_costs_only_that_file(tmp_path, trouble):
     """The per-file time limit: a worker stuck on one file is killed, and the run goes on; likewise a crash."""
     write_photos(tmp_path / "lib", 3)
-    (tmp_path / "lib" / f"{trouble}.jpg").write_bytes(jpeg_bytes(99))
+    (tmp_path / "lib" / f"{trouble}.jpg").write_bytes(image_bytes(99))
     outcomes = []
     ingestor = Ingestor(
         file_timeout=3, workers=2, decode_function="tests.gallery.troublesome.decode", on_outcome=outcomes.append

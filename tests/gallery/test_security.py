@@ -6,14 +6,13 @@ import subprocess
 import sys
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 from PIL import Image as PILImage
 
 from gallery.models import Image
 from tests.conftest import ROOT
-from tests.images import jpeg_bytes
+from tests.factories import image_bytes, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +31,7 @@ def media_files(media_root):
 
 def test_files_that_are_not_images_are_refused_whatever_their_name_or_type(admin_client, media_root):
     before = media_files(media_root)
-    uploads = [SimpleUploadedFile(name, data, content_type) for name, (data, content_type) in DISGUISED.items()]
+    uploads = [upload(data, name, content_type=content_type) for name, (data, content_type) in DISGUISED.items()]
     response = admin_client.post(reverse("admin:gallery_image_add"), {"files": uploads}, follow=True)
     html = response.content.decode()
     for name in DISGUISED:
@@ -43,31 +42,27 @@ def test_files_that_are_not_images_are_refused_whatever_their_name_or_type(admin
 
 def test_user_file_names_never_become_paths(admin_client, media_root, tmp_path):
     name = "../../../../tmp/evil.jpg"
-    response = admin_client.post(
-        reverse("admin:gallery_image_add"), {"files": [SimpleUploadedFile(name, jpeg_bytes(31), "image/jpeg")]}
-    )
+    response = admin_client.post(reverse("admin:gallery_image_add"), {"files": [upload(31, name)]})
     assert response.status_code == 302
     image = Image.objects.get()
     assert image.file.name == f"images/{image.sha256[:2]}/{image.sha256}.jpg"
     assert (media_root / image.file.name).exists()
     assert not os.path.exists("/tmp/evil.jpg")
     # the same content under another name does not overwrite anything either
-    admin_client.post(
-        reverse("admin:gallery_image_add"), {"files": [SimpleUploadedFile("other.jpg", jpeg_bytes(31), "image/jpeg")]}
-    )
+    admin_client.post(reverse("admin:gallery_image_add"), {"files": [upload(31, "other.jpg")]})
     assert Image.objects.count() == 1
 
 
 def test_over_size_and_over_pixel_uploads_get_clear_messages(admin_client, settings):
     settings.UPLOAD_MAX_BYTES = 10_000
-    big = SimpleUploadedFile("big.jpg", jpeg_bytes(32, size=(800, 600)), "image/jpeg")
+    big = upload(image_bytes(32, size=(800, 600)), "big.jpg")
     response = admin_client.post(reverse("admin:gallery_image_add"), {"files": [big]})
     assert response.status_code == 200
     assert "Larger than 9.8\xa0KB: big.jpg. Nothing was uploaded." in response.content.decode()
 
     settings.UPLOAD_MAX_BYTES = 50_000_000
     settings.IMAGE_MAX_PIXELS = 100_000
-    wide = SimpleUploadedFile("wide.jpg", jpeg_bytes(33, size=(800, 600)), "image/jpeg")
+    wide = upload(image_bytes(33, size=(800, 600)), "wide.jpg")
     response = admin_client.post(reverse("admin:gallery_image_add"), {"files": [wide]}, follow=True)
     assert "“wide.jpg” was not added: too many pixels (the limit is IMAGE_MAX_PIXELS=100000)" in (
         response.content.decode()
@@ -78,9 +73,7 @@ def test_over_size_and_over_pixel_uploads_get_clear_messages(admin_client, setti
 def test_upload_needs_a_csrf_token(admin_user):
     client = Client(enforce_csrf_checks=True)
     client.force_login(admin_user)
-    response = client.post(
-        reverse("admin:gallery_image_add"), {"files": [SimpleUploadedFile("a.jpg", jpeg_bytes(34), "image/jpeg")]}
-    )
+    response = client.post(reverse("admin:gallery_image_add"), {"files": [upload(34, "a.jpg")]})
     assert response.status_code == 403
     assert Image.objects.count() == 0
 

@@ -1,15 +1,6 @@
-import datetime as dt
-import re
-from html import unescape
-
 import pytest
-from django.utils import timezone
 
-from tests.search.factories import make_images
-
-
-def aware(*args) -> dt.datetime:
-    return timezone.make_aware(dt.datetime(*args))
+from tests.factories import aware, make_images
 
 
 @pytest.fixture
@@ -20,12 +11,3 @@ def collection(db):
         + make_images(15, start=30, folder="holidays/2024", fmt="PNG", taken=aware(2024, 6, 1, 12))
         + make_images(10, start=45, folder="work", fmt="WEBP", taken=aware(2022, 3, 1, 12))
     )
-
-
-def links(html: str, css_class: str) -> list[str]:
-    """The hrefs of the links with ``class="css_class"``, unescaped."""
-    return [unescape(href) for href in re.findall(rf'<a class="{css_class}"[^>]*? href="([^"]+)"', html)]
-
-
-def result_ids(html: str) -> list[int]:
-    return [int(pk) for pk in re.findall(r'<a class="open" href="[^"]*" data-id="(\d+)"', html)]

@@ -6,17 +6,12 @@ from django.test import Client
 
 from encoders import embeddings
 from gallery.models import Image
-from tests.search.factories import as_compared, cosine, exact_ranking, image_bytes, vector_of
+from tests.factories import upload
+from tests.search.ranking import as_compared, cosine, exact_ranking, vector_of
 
 pytestmark = pytest.mark.django_db
 
 RESULT_KEYS = {"id", "score", "url", "thumbnail_url", "path", "width", "height"}
-
-
-def upload(seed: int, name: str = "query.jpg", fmt: str = "JPEG"):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    return SimpleUploadedFile(name, image_bytes(seed, fmt), f"image/{fmt.lower()}")
 
 
 def follow(client, first_response, *, post=None) -> list[list[dict]]:
@@ -163,21 +158,17 @@ def test_image_search_takes_paging_and_filters_and_next_continues(client, collec
 
 
 def test_unreadable_empty_and_missing_images_are_400(client, collection):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    not_image = SimpleUploadedFile("notes.jpg", b"just some text, not a picture", "image/jpeg")
+    not_image = upload(b"just some text, not a picture", "notes.jpg")
     assert_error(client.post("/api/search/image", {"image": not_image}), 400, "cannot be read")
-    assert_error(client.post("/api/search/image", {"image": SimpleUploadedFile("e.jpg", b"", "image/jpeg")}), 400)
+    assert_error(client.post("/api/search/image", {"image": upload(b"", "e.jpg")}), 400)
     assert_error(client.post("/api/search/image", {}), 400, "image")
     assert Image.objects.count() == 55
 
 
 @pytest.mark.parametrize("size", [40_000, 400_000], ids=["while-reading", "from-content-length"])
 def test_over_size_upload_is_413(client, collection, settings, size):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
     settings.UPLOAD_MAX_BYTES = 20_000
-    big = SimpleUploadedFile("big.jpg", b"\xff" * size, "image/jpeg")
+    big = upload(b"\xff" * size, "big.jpg")
     assert_error(client.post("/api/search/image", {"image": big}), 413, "larger than")
 
 

@@ -29,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.search.factories import image_bytes, make_images
+from tests.factories import image_bytes, make_images
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "50"))
 # Unset: derandomized (the same requests every run). bench/fuzz.py sets a seed to explore.

@@ -15,7 +15,7 @@ from django.utils import timezone
 from encoders import embeddings
 from gallery.models import Image
 from search import selectors
-from tests.images import photo
+from tests.factories import photo
 
 ROWS = 3000
 HNSW = "Index Scan using gallery_image_embedding_hnsw"

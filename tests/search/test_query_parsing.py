@@ -21,7 +21,7 @@ from hypothesis.extra.numpy import arrays
 from gallery.models import Image
 from search.forms import MAX_QUERY_LENGTH, MAX_TRAIL, SearchForm, vector_from_token, vector_to_token
 from search.selectors import Cursor
-from tests.search.factories import make_images
+from tests.factories import make_images
 
 # Repeatable (derandomized), with no example database written into the repository.
 FAST = settings(database=None, deadline=None, derandomize=True, max_examples=200)

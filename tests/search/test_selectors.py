@@ -4,7 +4,7 @@ import pytest
 from django.db import connection
 
 from search import selectors
-from tests.search.factories import make_images
+from tests.factories import make_images
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,16 +1,14 @@
 """Search by image is limited per client and per process; text search and the walk are not."""
 
-import re
-
 import pytest
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from search import throttle
 from search.throttle import Rate, parse_rate
-from tests.search.factories import image_bytes, make_images
+from tests.factories import make_images, upload
+from tests.markup import one
 
 pytestmark = pytest.mark.django_db
 
@@ -54,16 +52,12 @@ def limited(settings, clock, images):
     return settings
 
 
-def upload(seed: int = 2):
-    return SimpleUploadedFile("query.jpg", image_bytes(seed), "image/jpeg")
-
-
 def api_image_search(client, **extra):
-    return client.post("/api/search/image", {"image": upload()}, **extra)
+    return client.post("/api/search/image", {"image": upload(2)}, **extra)
 
 
 def page_image_search(client, **extra):
-    return client.post("/", {"image": upload()}, **extra)
+    return client.post("/", {"image": upload(2)}, **extra)
 
 
 def assert_throttled(response, seconds: int):
@@ -124,9 +118,8 @@ def test_the_page_shows_the_message_with_429(client, limited, images):
     assert response["Retry-After"] == "10"
     assert response.context["message_kind"] == "error"
     html = response.content.decode()
-    assert re.search(
-        r'<p class="message error" role="alert">Too many image searches; try again in 10 seconds.</p>', html
-    )
+    message = one(html, "p.message.error[role=alert]")
+    assert message.text == "Too many image searches; try again in 10 seconds."
     assert 'id="text-search"' in html  # the normal search page, ready for a text search
     # The next page of an image search sends its vector, not the image: nothing to encode, not limited.
     more = client.post("/", {"vector": vector, "offset": 3})
@@ -178,9 +171,9 @@ def test_a_search_waits_for_a_free_encoding_slot_then_gives_up(client, settings,
 def test_a_failed_search_gives_its_slot_back(client, settings, images, tmp_path):
     settings.IMAGE_SEARCH_CONCURRENCY = 1
     settings.IMAGE_SEARCH_QUEUE_TIMEOUT = 0.05
-    garbage = SimpleUploadedFile("notes.jpg", b"not a picture", "image/jpeg")
+    garbage = upload(b"not a picture", "notes.jpg")
     assert client.post("/api/search/image", {"image": garbage}).status_code == 400
-    assert client.post("/", {"image": SimpleUploadedFile("n.jpg", b"nope", "image/jpeg")}).status_code == 400
+    assert client.post("/", {"image": upload(b"nope", "n.jpg")}).status_code == 400
     settings.CLIP_IMAGE_MODEL = str(tmp_path / "missing-model")
     assert api_image_search(client).status_code == 503
     assert page_image_search(client).status_code == 503

@@ -1,5 +1,4 @@
 import re
-from html import unescape
 
 import pytest
 from django.core.management import call_command
@@ -8,22 +7,11 @@ from django.urls import reverse
 
 from encoders import embeddings
 from gallery.models import Image
-from tests.images import write_photos
-from tests.search.conftest import links, result_ids
-from tests.search.factories import exact_ranking, image_bytes, vector_of
+from tests.factories import upload, write_photos
+from tests.markup import form_fields, links, one, result_ids, select
+from tests.search.ranking import exact_ranking, vector_of
 
 INDEX = "/"
-
-
-def upload(seed: int):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    return SimpleUploadedFile("mine.jpg", image_bytes(seed), "image/jpeg")
-
-
-def hidden_fields(html: str, form_class: str) -> dict[str, str]:
-    form = re.search(rf'<form class="{form_class}".*?</form>', html, re.S).group(0)
-    return {name: unescape(value) for name, value in re.findall(r'name="([^"]+)" value="([^"]*)"', form)}
 
 
 @pytest.mark.django_db
@@ -41,7 +29,7 @@ def test_search_page_renders_results_for_a_text_query(client, tmp_path):
     response = client.get(reverse("search:index"), {"q": "ein roter Hund am Strand"})
     assert response.status_code == 200
     html = response.content.decode()
-    assert html.count('class="result"') == 5
+    assert len(select(html, ".result")) == 5
     assert "/media/thumbnails/" in html
     results = response.context["page"].results
     scores = [r.score for r in results]
@@ -73,7 +61,8 @@ def test_text_search_in_any_language_shows_a_ranked_grid_with_scores(client, col
     assert response.status_code == 200
     html = response.content.decode()
     assert result_ids(html) == exact_ranking(embeddings.encode_text(q))[:24]
-    assert len(re.findall(r'<span class="score"[^>]*>\d\.\d\d</span>', html)) == 24
+    scores = [span.text for span in select(html, "span.score")]
+    assert len(scores) == 24 and all(re.fullmatch(r"\d\.\d\d", score) for score in scores)
     assert q in html  # the query stays in the box
 
 
@@ -95,14 +84,14 @@ def test_more_results_continue_in_order_without_repeats(client, collection):
         links(client.get(INDEX, {"q": "x"}).content.decode(), "more-button")[0], HTTP_X_PARTIAL="results"
     )
     body = fragment.content.decode()
-    assert "<html" not in body and body.count('class="result"') == 24 and 'class="more"' in body
+    assert "<html" not in body and len(select(body, ".result")) == 24 and select(body, ".more")
 
 
 def test_filters_on_the_page(client, collection):
     html = client.get(INDEX, {"q": "a cat", "folder": "/holidays/2024/"}).content.decode()
     paths = set(Image.objects.filter(pk__in=result_ids(html)).values_list("path", flat=True))
     assert len(paths) == 15 and all(p.startswith("holidays/2024/") for p in paths)
-    assert '<details class="filters" open>' in html
+    assert "open" in one(html, "details.filters").attrs
     html = client.get(INDEX, {"q": "a cat", "date_from": "2022-03-02", "date_to": "2022-03-03"}).content.decode()
     assert sorted(Image.objects.filter(pk__in=result_ids(html)).values_list("path", flat=True)) == [
         "work/photo_0046.webp",
@@ -135,14 +124,14 @@ def test_the_similar_walk_keeps_a_breadcrumb_and_a_way_back(client, collection):
     anchor = Image.objects.get(pk=first)
     assert first not in ids
     assert ids == [pk for pk in exact_ranking(vector_of(anchor)) if pk != first][:24]
-    assert f'Similar to <a href="/images/{first}/' in html
+    anchor_link = one(html, "a.anchor-link")
+    assert anchor_link.parent.text.startswith("Similar to") and anchor_link.get("href").startswith(f"/images/{first}/")
     # Step 2 and 3: on from there; the breadcrumb holds every image visited, each a way back.
     second = ids[0]
     html = client.get(links(html, "similar")[0]).content.decode()
     third = result_ids(html)[0]
     html = client.get(links(html, "similar")[0]).content.decode()
-    walk = re.search(r'<nav class="walk".*?</nav>', html, re.S).group(0)
-    crumbs = [unescape(href) for href in re.findall(r'href="([^"]+)"', walk)]
+    crumbs = [a.get("href") for a in select(html, "nav.walk a[href]")]
     assert crumbs[0] == "/?q=mountains+with+snow"
     assert crumbs[1] == f"/?q=mountains+with+snow&similar={first}"
     assert crumbs[2] == f"/?q=mountains+with+snow&similar={second}&trail={first}"
@@ -167,7 +156,7 @@ def test_search_by_image_needs_csrf_finds_it_and_keeps_nothing(collection, media
     files_before = sorted(media_root.rglob("*"))
     client = Client(enforce_csrf_checks=True)
     assert client.post(INDEX, {"image": upload(3)}).status_code == 403
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', client.get(INDEX).content.decode()).group(1)
+    token = select(client.get(INDEX).content.decode(), "input[name=csrfmiddlewaretoken]")[0].get("value")
     response = client.post(INDEX, {"csrfmiddlewaretoken": token, "image": upload(3), "folder": "holidays"})
     assert response.status_code == 200
     html = response.content.decode()
@@ -178,7 +167,7 @@ def test_search_by_image_needs_csrf_finds_it_and_keeps_nothing(collection, media
     assert sorted(media_root.rglob("*")) == files_before
     assert list(tmp_path.iterdir()) == []
     # "More results" posts the query's vector back, not the image.
-    fields = hidden_fields(html, "more-form")
+    fields = form_fields(html, "more-form")
     assert set(fields) == {"csrfmiddlewaretoken", "vector", "offset", "after", "folder"}
     more = client.post(INDEX, fields).content.decode()
     rest = result_ids(more)
@@ -187,16 +176,14 @@ def test_search_by_image_needs_csrf_finds_it_and_keeps_nothing(collection, media
 
 
 def test_search_by_image_refuses_what_it_cannot_use(client, collection, settings):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    response = client.post(INDEX, {"image": SimpleUploadedFile("a.jpg", b"plain text", "image/jpeg")})
+    response = client.post(INDEX, {"image": upload(b"plain text", "a.jpg")})
     assert response.status_code == 400
     assert "That file cannot be searched with: not an image" in response.content.decode()
     response = client.post(INDEX, {"vector": "bm90IGEgdmVjdG9y"})
     assert response.status_code == 400 and "choose the image again" in response.content.decode()
     settings.UPLOAD_MAX_BYTES = 20_000
     for size in (40_000, 400_000):
-        response = client.post(INDEX, {"image": SimpleUploadedFile("big.jpg", b"\xff" * size, "image/jpeg")})
+        response = client.post(INDEX, {"image": upload(b"\xff" * size, "big.jpg")})
         assert response.status_code == 413
         assert "larger than 19.5\xa0KB" in response.content.decode()
     assert Image.objects.count() == 55

@@ -42,13 +42,20 @@ _SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
 def _train_tokenizer(*, model_max_length: int):
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True, handle_chinese_chars=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.train_from_iterator(_CORPUS * 4, trainers.WordPieceTrainer(vocab_size=1000, special_tokens=_SPECIAL))
+    return bert_tokenizer(tok, model_max_length=model_max_length)
+
+
+def bert_tokenizer(tok, *, model_max_length: int):
+    """A trained WordPiece ``tokenizers.Tokenizer`` wrapped as BERT's fast tokenizer ([CLS] text [SEP])."""
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]

@@ -139,8 +139,9 @@ def build_tokenizer(seed: int):
     The vocabulary is built, sorted, from the captions rather than learnt by the tokenizers trainer:
     its merges break ties differently from run to run, and the training must be deterministic.
     """
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    from encoders.standins import bert_tokenizer
 
     rng = np.random.default_rng(seed)
     corpus = [q.text for q in world.queries(seed)]
@@ -156,21 +157,7 @@ def build_tokenizer(seed: int):
     tok = Tokenizer(models.WordPiece({token: i for i, token in enumerate(tokens)}, unk_token="[UNK]"))
     tok.normalizer = normalizer
     tok.pre_tokenizer = pre_tokenizer
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        bos_token="[CLS]",
-        eos_token="[SEP]",
-        model_max_length=77,
-    )
+    return bert_tokenizer(tok, model_max_length=77)
 
 
 # ------------------------------------------------------------------------------------------ models

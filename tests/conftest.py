@@ -1,5 +1,6 @@
 import fcntl
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,25 @@ pytest_plugins = ["tests.world"]
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_CACHE = ROOT / "var" / "test-models"
+# Fixtures that stop the database server: every xdist worker's test database lives on it.
+STOPS_THE_DATABASE = {"database_outage"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by marker
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests that stop the database ``serial``; pytest-xdist's workers skip them, saying how to run them.
+
+    scripts/test runs the suite serially: on 2 cores -n 2 was no faster (bench/README.md, "Test
+    suite"). With -n anyway: ``pytest -n 2 -m "not serial" && pytest -m serial``.
+    """
+    on_a_worker = "PYTEST_XDIST_WORKER" in os.environ
+    for item in items:
+        if STOPS_THE_DATABASE & set(item.fixturenames):
+            item.add_marker(pytest.mark.serial)
+            if on_a_worker:
+                item.add_marker(
+                    pytest.mark.skip(reason="stops the database other workers use: pytest -m serial, without -n")
+                )
 
 
 def _standins_fingerprint() -> str:

@@ -5,7 +5,6 @@ do) a missing Chromium stops the run instead, so CI cannot pass without them.
 """
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -30,8 +29,9 @@ DESKTOP = {"viewport": {"width": 1366, "height": 900}}
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
 
 
-def on_ci(environ: Mapping[str, str]) -> bool:
-    return environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+def on_ci() -> bool:
+    """CI services set CI (true, 1, True...); so does .ci/run."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def missing_chromium(chromium: Path) -> str | None:
@@ -50,7 +50,7 @@ def pytest_collection_modifyitems(config, items):
     problem = missing_chromium(CHROMIUM) if browser_tests else None
     if problem is None:
         return
-    if on_ci(os.environ):
+    if on_ci():
         pytest.exit(f"CI is set and {problem}", returncode=pytest.ExitCode.USAGE_ERROR)
     for item in browser_tests:
         item.add_marker(pytest.mark.skip(reason=problem))

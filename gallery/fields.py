@@ -49,12 +49,12 @@ class EmbeddingHnswIndex(HnswIndex):
         return HnswIndex.create_sql(index, model, schema_editor, using=using, **kwargs)
 
 
-def vector_type_in_database(connection, model) -> str:
-    """The vector type ``model``'s embedding column has in the database now (whatever VECTOR_STORAGE says)."""
+def vector_type_in_database(connection, model, field: str = "embedding") -> str:
+    """The vector type ``model``'s ``field`` column has in the database now (whatever VECTOR_STORAGE says)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass AND attname = %s",
-            [model._meta.db_table, model._meta.get_field("embedding").column],
+            [model._meta.db_table, model._meta.get_field(field).column],
         )
         (column_type,) = cursor.fetchone()
     return column_type.split("(")[0]

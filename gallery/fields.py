@@ -75,7 +75,7 @@ def rebuild_hnsw_index(
     HNSW_BUILD_WORKERS unless given) hold for that transaction only, and a failure leaves the
     column and its index as they were.
     """
-    table, column = model._meta.db_table, model._meta.get_field("embedding")
+    table, column = model._meta.db_table, model._meta.get_field(index.fields[0])
     quote = schema_editor.quote_name
     memory = memory or settings.HNSW_BUILD_MEMORY
     workers = settings.HNSW_BUILD_WORKERS if workers is None else workers
@@ -85,7 +85,7 @@ def rebuild_hnsw_index(
         [str(memory), str(int(workers))],
     )
     schema_editor.execute(f"DROP INDEX IF EXISTS {quote(index.name)}")
-    current = vector_type_in_database(schema_editor.connection, model)
+    current = vector_type_in_database(schema_editor.connection, model, column.name)
     if convert_to is not None and convert_to != current:
         target = f"{vector_type(convert_to)}({column.dimensions})"
         schema_editor.execute(

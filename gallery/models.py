@@ -34,7 +34,7 @@ class Image(models.Model):
     # The next encoder's vectors, filled beside these while search uses the above, then swapped in
     # (``manage.py switch_encoder``, gallery/switch.py). Empty unless a switch is under way.
     embedding_next = EmbeddingField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True, editable=False)
-    encoder_next = models.CharField(max_length=255, blank=True, db_index=True, editable=False)
+    encoder_next = models.CharField(max_length=255, blank=True, db_index=True, editable=False, db_default="")
     state = models.CharField(max_length=16, choices=State, default=State.PENDING, db_index=True)
     error = models.TextField(blank=True, help_text="Why embedding failed.")
 

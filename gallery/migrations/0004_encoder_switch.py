@@ -37,6 +37,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="image",
             name="encoder_next",
-            field=models.CharField(blank=True, db_index=True, editable=False, max_length=255),
+            field=models.CharField(blank=True, db_default="", db_index=True, editable=False, max_length=255),
         ),
     ]

@@ -36,6 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -159,12 +160,51 @@ def _configure_scan(*, depth: int, exact: bool) -> None:
     # search turns index scans off instead. JIT never pays for queries this short.
     with connection.cursor() as cursor:
         # Every search sets them all, so none inherits another's (tests nest searches in one transaction).
-        cursor.execute(
-            "SELECT set_config('enable_indexscan', %s, true), set_config('enable_sort', %s, true),"
-            " set_config('jit', 'off', true), set_config('hnsw.ef_search', %s, true),"
-            " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-            ["off" if exact else "on", "on" if exact else "off", str(ef_search_for(depth))],
-        )
+        for statement, params in scan_settings_sql(depth=depth, exact=exact, citus=on_citus(connection)):
+            cursor.execute(statement, params)
+
+
+def scan_settings(*, depth: int, exact: bool) -> dict[str, str]:
+    """The settings one search runs with (``_configure_scan``), each for its own transaction only."""
+    return {
+        "enable_indexscan": "off" if exact else "on",
+        "enable_sort": "on" if exact else "off",
+        "jit": "off",
+        "hnsw.ef_search": str(int(ef_search_for(depth))),
+        "hnsw.iterative_scan": "relaxed_order",
+    }
+
+
+def scan_settings_sql(*, depth: int, exact: bool, citus: bool = False) -> list[tuple[str, list]]:
+    """The statements that give a search its settings: one set_config(..., true) query, or SET LOCAL on Citus.
+
+    Citus sends a transaction's ``SET LOCAL`` commands to the shards it queries when
+    ``citus.propagate_set_commands`` is 'local', but not values given with set_config() (measured
+    with Citus 14, docs/scaling.md): without them every shard would search with its own ef_search.
+    SET takes no parameters; the values are the fixed words and the whole number above.
+    """
+    values = scan_settings(depth=depth, exact=exact)
+    if not citus:
+        calls = ", ".join("set_config(%s, %s, true)" for _ in values)
+        return [(f"SELECT {calls}", [item for pair in values.items() for item in pair])]
+    statements = [("SET LOCAL citus.propagate_set_commands = 'local'", [])]
+    return statements + [(f"SET LOCAL {name} = '{value}'", []) for name, value in values.items()]
+
+
+# Connections known to be on a Citus coordinator, or not: asked once per database connection.
+_citus_connections: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def on_citus(wrapper) -> bool:
+    """Whether the database behind ``wrapper`` (a Django connection) has the citus extension installed."""
+    wrapper.ensure_connection()
+    raw = wrapper.connection
+    known = _citus_connections.get(raw)
+    if known is None:
+        with wrapper.cursor() as cursor:
+            cursor.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")
+            known = _citus_connections[raw] = cursor.fetchone()[0]
+    return known
 
 
 def _page(queryset: QuerySet[Image], *, limit: int, offset: int, after: Cursor | None, exact: bool) -> list[Image]:

@@ -122,6 +122,9 @@ SERVE_MEDIA = env.bool("SERVE_MEDIA", default=True)
 # Encoders (CLIP and its multilingual text twin): hub names (downloaded on first use) or local paths.
 CLIP_IMAGE_MODEL = env.str("CLIP_IMAGE_MODEL", default="clip-ViT-B-32")
 CLIP_TEXT_MODEL = env.str("CLIP_TEXT_MODEL", default="sentence-transformers/clip-ViT-B-32-multilingual-v1")
+# The pair to switch to without downtime (`manage.py switch_encoder`, gallery/switch.py); empty: none.
+NEXT_CLIP_IMAGE_MODEL = env.str("NEXT_CLIP_IMAGE_MODEL", default="")
+NEXT_CLIP_TEXT_MODEL = env.str("NEXT_CLIP_TEXT_MODEL", default="")
 EMBEDDING_DIMENSIONS = env.int("EMBEDDING_DIMENSIONS", default=512)
 EMBEDDING_DEVICE = env.str("EMBEDDING_DEVICE", default="") or None
 EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=32)

@@ -8,6 +8,7 @@ fp32 or int8 (encoders/onnx_backend.py). Nothing here imports torch until an enc
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Sequence
@@ -150,26 +151,66 @@ def _load_uncached(setting: str, name: str) -> SentenceTransformer:
     return model
 
 
-def image_encoder_id() -> str:
-    """What is stored beside each vector, so a switch of encoder can be detected.
+# Files up to this size are hashed whole (configs, tokenizers); larger ones (weights) by their size and
+# their first and last FINGERPRINT_SLICE bytes: retraining rewrites them throughout, and reading 2 MiB
+# of a 600 MB checkpoint keeps the id cheap. Computed once per process and encoder (see clear_cache).
+FINGERPRINT_WHOLE = 1 << 20
+FINGERPRINT_SLICE = 1 << 20
+_fingerprints: dict[str, str] = {}
 
+
+def fingerprint(name: str) -> str:
+    """12 hex digits that change when the encoder folder ``name`` holds other weights; "" for a hub name.
+
+    Content only (not paths or times): a copy of the same folder elsewhere has the same fingerprint.
+    """
+    folder = Path(os.path.expanduser(name))
+    if not _looks_like_path(name) or not folder.is_dir():
+        return ""
+    cached = _fingerprints.get(name)
+    if cached is not None:
+        return cached
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        size = path.stat().st_size
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{size}\0".encode())
+        with open(path, "rb") as handle:
+            if size <= FINGERPRINT_WHOLE:
+                digest.update(handle.read())
+            else:
+                digest.update(handle.read(FINGERPRINT_SLICE))
+                handle.seek(size - FINGERPRINT_SLICE)
+                digest.update(handle.read(FINGERPRINT_SLICE))
+    _fingerprints[name] = value = digest.hexdigest()[:12]
+    return value
+
+
+def image_encoder_id(name: str | None = None) -> str:
+    """What is stored beside each vector made by the image encoder ``name`` (CLIP_IMAGE_MODEL by default).
+
+    The name, and for a local folder a fingerprint of its content (``fingerprint``): an encoder
+    retrained in the same folder gets another id, so its old vectors can be told apart and redone.
     int8 vectors are marked: they measurably differ from the encoder's own (bench/README.md), so the
     admin can tell them apart and ``embed_images --reembed`` can redo them. ONNX fp32 computes the
     same function as torch up to float rounding (cosine >= 0.999), so it shares torch's id.
     """
+    name = name or settings.CLIP_IMAGE_MODEL
+    encoder_id = name
+    if content := fingerprint(name):
+        encoder_id = f"{name} #{content}"
     if settings.EMBEDDING_BACKEND == "onnx-int8":
-        return f"{settings.CLIP_IMAGE_MODEL} (onnx-int8)"
-    return settings.CLIP_IMAGE_MODEL
+        encoder_id = f"{encoder_id} (onnx-int8)"
+    return encoder_id
 
 
-def get_image_encoder() -> SentenceTransformer | OnnxEncoder:
-    """The image encoder: a SentenceTransformer with the torch backend, an ONNX Runtime encoder otherwise."""
-    return _load(IMAGE_SETTING, settings.CLIP_IMAGE_MODEL)
+def get_image_encoder(name: str | None = None) -> SentenceTransformer | OnnxEncoder:
+    """The image encoder ``name`` (CLIP_IMAGE_MODEL by default): a SentenceTransformer with torch, else ONNX Runtime."""
+    return _load(IMAGE_SETTING, name or settings.CLIP_IMAGE_MODEL)
 
 
-def get_text_encoder() -> SentenceTransformer | OnnxEncoder:
-    """The query encoder: a SentenceTransformer with the torch backend, an ONNX Runtime encoder otherwise."""
-    return _load(TEXT_SETTING, settings.CLIP_TEXT_MODEL)
+def get_text_encoder(name: str | None = None) -> SentenceTransformer | OnnxEncoder:
+    """The query encoder ``name`` (CLIP_TEXT_MODEL by default): a SentenceTransformer with torch, else ONNX Runtime."""
+    return _load(TEXT_SETTING, name or settings.CLIP_TEXT_MODEL)
 
 
 def _encode(model: SentenceTransformer | OnnxEncoder, inputs: Sequence, batch_size: int | None) -> np.ndarray:
@@ -194,22 +235,23 @@ def _encode(model: SentenceTransformer | OnnxEncoder, inputs: Sequence, batch_si
     return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def encode_images(images: Sequence[PILImage], *, batch_size: int | None = None) -> np.ndarray:
-    """L2-normalised float32 vectors, one row per PIL image (converted to RGB)."""
+def encode_images(images: Sequence[PILImage], *, batch_size: int | None = None, model: str | None = None) -> np.ndarray:
+    """L2-normalised float32 vectors, one row per PIL image (converted to RGB), by ``model`` or CLIP_IMAGE_MODEL."""
     rgb = [im if im.mode == "RGB" else im.convert("RGB") for im in images]
-    return _encode(get_image_encoder(), rgb, batch_size)
+    return _encode(get_image_encoder(model), rgb, batch_size)
 
 
-def encode_texts(texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
-    """L2-normalised float32 vectors, one row per string."""
-    return _encode(get_text_encoder(), list(texts), batch_size)
+def encode_texts(texts: Sequence[str], *, batch_size: int | None = None, model: str | None = None) -> np.ndarray:
+    """L2-normalised float32 vectors, one row per string, by ``model`` or CLIP_TEXT_MODEL."""
+    return _encode(get_text_encoder(model), list(texts), batch_size)
 
 
-def encode_text(text: str) -> np.ndarray:
-    return encode_texts([text])[0]
+def encode_text(text: str, *, model: str | None = None) -> np.ndarray:
+    return encode_texts([text], model=model)[0]
 
 
 def clear_cache() -> None:
     """Forget loaded encoders (tests switch settings between them)."""
     with _lock:
         _encoders.clear()
+        _fingerprints.clear()

@@ -49,12 +49,12 @@ class EmbeddingHnswIndex(HnswIndex):
         return HnswIndex.create_sql(index, model, schema_editor, using=using, **kwargs)
 
 
-def vector_type_in_database(connection, model) -> str:
-    """The vector type ``model``'s embedding column has in the database now (whatever VECTOR_STORAGE says)."""
+def vector_type_in_database(connection, model, field: str = "embedding") -> str:
+    """The vector type ``model``'s ``field`` column has in the database now (whatever VECTOR_STORAGE says)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass AND attname = %s",
-            [model._meta.db_table, model._meta.get_field("embedding").column],
+            [model._meta.db_table, model._meta.get_field(field).column],
         )
         (column_type,) = cursor.fetchone()
     return column_type.split("(")[0]
@@ -75,7 +75,7 @@ def rebuild_hnsw_index(
     HNSW_BUILD_WORKERS unless given) hold for that transaction only, and a failure leaves the
     column and its index as they were.
     """
-    table, column = model._meta.db_table, model._meta.get_field("embedding")
+    table, column = model._meta.db_table, model._meta.get_field(index.fields[0])
     quote = schema_editor.quote_name
     memory = memory or settings.HNSW_BUILD_MEMORY
     workers = settings.HNSW_BUILD_WORKERS if workers is None else workers
@@ -85,7 +85,7 @@ def rebuild_hnsw_index(
         [str(memory), str(int(workers))],
     )
     schema_editor.execute(f"DROP INDEX IF EXISTS {quote(index.name)}")
-    current = vector_type_in_database(schema_editor.connection, model)
+    current = vector_type_in_database(schema_editor.connection, model, column.name)
     if convert_to is not None and convert_to != current:
         target = f"{vector_type(convert_to)}({column.dimensions})"
         schema_editor.execute(

@@ -23,7 +23,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from encoders import embeddings
 
-from . import formats
+from . import formats, switch
 from .imaging import UnreadableImage
 from .models import Image
 from .services import ReadyImage, images_upsert, sha256_of
@@ -100,7 +100,7 @@ class Ingestor:
         decode_function: str = "gallery.imaging.decode",
         on_outcome: Callable[[Outcome], None] | None = None,
     ):
-        self.encoder_id = embeddings.image_encoder_id()
+        self.encoder_id = embeddings.image_encoder_id(switch.current().active.image)
         self.batch_size = batch_size
         self.workers = max(1, workers)
         self.reembed = reembed
@@ -173,8 +173,11 @@ class Ingestor:
 
     # Main side: the encoder and the database.
     def run(self, roots: Iterable[Path]) -> Report:
-        if not self.dry_run:
-            embeddings.get_image_encoder()  # fail before any work when the encoder cannot be loaded
+        if not self.dry_run:  # fail before any work when an encoder cannot be loaded
+            encoders = switch.current()
+            for pair in (encoders.active, encoders.next):
+                if pair is not None:
+                    embeddings.get_image_encoder(pair.image)
         walk_errors: list[tuple[Path, str]] = []
         batch: list[Outcome] = []
         worker_connections = []
@@ -229,9 +232,14 @@ class Ingestor:
     def _flush(self, batch: list[Outcome]) -> None:
         if not batch:
             return
-        vectors = embeddings.encode_images([o.ready.decoded.image for o in batch], batch_size=self.batch_size)
-        rows = [o.ready.row(encoder_id=self.encoder_id, vector=v) for o, v in zip(batch, vectors, strict=True)]
-        images_upsert(rows)
+        images = [o.ready.decoded.image for o in batch]
+
+        def write(encoders: switch.Encoders) -> None:
+            # The active encoder's vectors, and the next one's while a switch is under way (gallery/switch.py).
+            vectors = switch.encode_images(images, encoders, batch_size=self.batch_size)
+            images_upsert([o.ready.row(vectors=switch.one(vectors, i)) for i, o in enumerate(batch)])
+
+        switch.retrying(write)
         for outcome in batch:
             outcome.ready = None  # let the decoded image go
             self._record(outcome)

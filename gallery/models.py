@@ -31,6 +31,10 @@ class Image(models.Model):
     # The embedding
     embedding = EmbeddingField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True)
     encoder = models.CharField(max_length=255, blank=True, db_index=True)
+    # The next encoder's vectors, filled beside these while search uses the above, then swapped in
+    # (``manage.py switch_encoder``, gallery/switch.py). Empty unless a switch is under way.
+    embedding_next = EmbeddingField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True, editable=False)
+    encoder_next = models.CharField(max_length=255, blank=True, db_index=True, editable=False, db_default="")
     state = models.CharField(max_length=16, choices=State, default=State.PENDING, db_index=True)
     error = models.TextField(blank=True, help_text="Why embedding failed.")
 
@@ -64,3 +68,25 @@ class Image(models.Model):
     def preview_url(self) -> str:
         """Where to show the image small: its thumbnail, else the file itself."""
         return (self.thumbnail or self.file).url
+
+
+class EncoderPairs(models.Model):
+    """Which encoder pair made the vectors in ``Image.embedding``, and which fills ``embedding_next``.
+
+    One row (id 1), written by ``manage.py switch_encoder`` only; without it the settings
+    CLIP_IMAGE_MODEL / CLIP_TEXT_MODEL name the pair, as before. ``generation`` grows at every change,
+    so a search or a write can tell, under the table's lock, that the columns moved under it.
+    """
+
+    image_model = models.CharField(max_length=1024)
+    text_model = models.CharField(max_length=1024)
+    next_image_model = models.CharField(max_length=1024, blank=True)
+    next_text_model = models.CharField(max_length=1024, blank=True)
+    generation = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "encoder pairs"
+
+    def __str__(self):
+        return f"{self.image_model} + {self.text_model}"

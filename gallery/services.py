@@ -7,11 +7,13 @@ import hashlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from encoders import embeddings
 
+from . import switch
 from .imaging import DecodedImage, UnreadableImage, decode
 from .models import Image
 from .storage import delete_quietly, image_name, save_once, thumbnail_name
@@ -29,6 +31,8 @@ UPSERT_FIELDS = [
     "taken_at",
     "embedding",
     "encoder",
+    "embedding_next",
+    "encoder_next",
     "state",
     "error",
     "updated_at",
@@ -61,8 +65,15 @@ class ReadyImage:
             return timezone.make_aware(self.decoded.taken_at, timezone.get_default_timezone())
         return self.file_time
 
-    def row(self, *, encoder_id: str, vector) -> dict:
-        """The fields of its embedded Image row, for ``images_upsert``."""
+    def row(self, *, vectors: switch.Vectors | None = None, encoder_id: str = "", vector=None) -> dict:
+        """The fields of its embedded Image row, for ``images_upsert``.
+
+        ``vectors`` ({image model: (encoder id, vector)}, see gallery.switch) go to the columns
+        ``images_upsert`` finds them belong to; ``encoder_id`` and ``vector`` alone mean a vector
+        made by CLIP_IMAGE_MODEL.
+        """
+        if vectors is None:
+            vectors = {settings.CLIP_IMAGE_MODEL: (encoder_id, vector)} if vector is not None else {}
         return {
             "sha256": self.sha256,
             "file": self.file_name,
@@ -73,8 +84,7 @@ class ReadyImage:
             "format": self.decoded.format,
             "byte_size": self.byte_size,
             "taken_at": self.taken_at,
-            "embedding": vector,
-            "encoder": encoder_id,
+            "vectors": vectors,
             "state": Image.State.EMBEDDED,
             "error": "",
         }
@@ -90,18 +100,35 @@ def sha256_of(fileobj: BinaryIO) -> str:
 
 
 def images_upsert(rows: list[dict]) -> None:
-    """One INSERT ... ON CONFLICT (sha256) DO UPDATE for a whole batch, in one transaction."""
+    """One INSERT ... ON CONFLICT (sha256) DO UPDATE for a whole batch, in one transaction.
+
+    Each row's ``vectors`` go to ``embedding`` and ``embedding_next`` as the encoder pairs say under
+    the table's lock (gallery.switch.columns); raises switch.PairChanged when they no longer fit
+    (encode again: ``switch.retrying``). A row without ``vectors`` keeps the columns it names.
+    """
     if not rows:
         return
     # Rows in sha256 order: concurrent runs then lock conflicting rows in the same order (no deadlock).
     rows = sorted(rows, key=lambda row: row["sha256"])
     with transaction.atomic():
+        encoders = switch.locked()
+        images = []
+        for row in rows:
+            fields = dict(row)
+            vectors = fields.pop("vectors", None)
+            if vectors is not None:
+                embedded = fields.get("state") == Image.State.EMBEDDED
+                fields.update(switch.columns(vectors, encoders) if embedded else _NO_VECTORS)
+            images.append(Image(**fields))
         Image.objects.bulk_create(
-            [Image(**row) for row in rows],
+            images,
             update_conflicts=True,
             unique_fields=["sha256"],
             update_fields=UPSERT_FIELDS,
         )
+
+
+_NO_VECTORS = {"embedding": None, "encoder": "", "embedding_next": None, "encoder_next": ""}
 
 
 def image_create_from_upload(*, file, path: str = "") -> Image:
@@ -123,22 +150,24 @@ def image_create_from_upload(*, file, path: str = "") -> Image:
         decoded=decoded,
         file_time=timezone.now(),
     )
-    try:
-        vector = embeddings.encode_images([decoded.image])[0]
-    except embeddings.EncoderUnavailable as exc:
-        vector, encoder_id, error = None, "", str(exc)
-    else:
-        encoder_id, error = embeddings.image_encoder_id(), ""
+
+    def write(encoders: switch.Encoders) -> None:
+        try:
+            vectors, error = switch.one(switch.encode_images([decoded.image], encoders), 0), ""
+        except embeddings.EncoderUnavailable as exc:
+            vectors, error = {}, str(exc)
+        row = ready.row(vectors=vectors)
+        if error:
+            row.update(state=Image.State.FAILED, error=error)
+        images_upsert([row])
+
     created: list[str] = []
     try:
         # Files first, then the row; if anything fails, the files written here go again:
         # no row without its file, no file without its row.
         ready.file_name = save_once(image_name(sha, decoded.format), file, created)
         ready.thumbnail_name = save_once(thumbnail_name(sha), decoded.thumbnail, created)
-        row = ready.row(encoder_id=encoder_id, vector=vector)
-        if error:
-            row.update(state=Image.State.FAILED, error=error)
-        images_upsert([row])
+        switch.retrying(write)
     except BaseException:
         delete_quietly(created)
         raise
@@ -146,19 +175,23 @@ def image_create_from_upload(*, file, path: str = "") -> Image:
 
 
 def images_reembed(images) -> tuple[int, int]:
-    """Embed the given images again with the current encoder; returns (embedded, failed)."""
+    """Embed the given images again with the active encoder (and the next one during a switch); returns (embedded, failed)."""
     embedded = failed = 0
     for image in images:
         try:
             with image.file.open("rb") as fh:
                 decoded = decode(fh)
-            vector = embeddings.encode_images([decoded.image])[0]
         except (UnreadableImage, OSError) as exc:
             Image.objects.filter(pk=image.pk).update(state=Image.State.FAILED, error=str(exc))
             failed += 1
             continue
-        Image.objects.filter(pk=image.pk).update(
-            embedding=vector, encoder=embeddings.image_encoder_id(), state=Image.State.EMBEDDED, error=""
-        )
+
+        def write(encoders: switch.Encoders, image=image, decoded=decoded) -> None:
+            vectors = switch.one(switch.encode_images([decoded.image], encoders), 0)
+            with transaction.atomic():
+                columns = switch.columns(vectors, switch.locked())
+                Image.objects.filter(pk=image.pk).update(**columns, state=Image.State.EMBEDDED, error="")
+
+        switch.retrying(write)
         embedded += 1
     return embedded, failed

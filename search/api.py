@@ -284,8 +284,10 @@ def search_by_image(request, image: File[UploadedFile], params: Form[ImageQuery]
     except pydantic.ValidationError as exc:
         raise HttpError(400, _describe(exc.errors())) from exc
     options = params.options()  # a broken cursor is a 400 before the image costs anything
-    vector = uploads.encode(request, image).vector
-    return _page(request, params, selectors.image_search_by_vector(vector, **options))
+    query = uploads.encode(request, image)
+    return _page(
+        request, params, selectors.image_search_by_vector(query.vector, generation=query.generation, **options)
+    )
 
 
 @decorate_view(timing.with_server_timing)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -45,7 +46,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from encoders import embeddings
-from gallery import formats
+from gallery import formats, switch
 from gallery.models import Image
 
 from . import timing
@@ -159,12 +160,51 @@ def _configure_scan(*, depth: int, exact: bool) -> None:
     # search turns index scans off instead. JIT never pays for queries this short.
     with connection.cursor() as cursor:
         # Every search sets them all, so none inherits another's (tests nest searches in one transaction).
-        cursor.execute(
-            "SELECT set_config('enable_indexscan', %s, true), set_config('enable_sort', %s, true),"
-            " set_config('jit', 'off', true), set_config('hnsw.ef_search', %s, true),"
-            " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-            ["off" if exact else "on", "on" if exact else "off", str(ef_search_for(depth))],
-        )
+        for statement, params in scan_settings_sql(depth=depth, exact=exact, citus=on_citus(connection)):
+            cursor.execute(statement, params)
+
+
+def scan_settings(*, depth: int, exact: bool) -> dict[str, str]:
+    """The settings one search runs with (``_configure_scan``), each for its own transaction only."""
+    return {
+        "enable_indexscan": "off" if exact else "on",
+        "enable_sort": "on" if exact else "off",
+        "jit": "off",
+        "hnsw.ef_search": str(int(ef_search_for(depth))),
+        "hnsw.iterative_scan": "relaxed_order",
+    }
+
+
+def scan_settings_sql(*, depth: int, exact: bool, citus: bool = False) -> list[tuple[str, list]]:
+    """The statements that give a search its settings: one set_config(..., true) query, or SET LOCAL on Citus.
+
+    Citus sends a transaction's ``SET LOCAL`` commands to the shards it queries when
+    ``citus.propagate_set_commands`` is 'local', but not values given with set_config() (measured
+    with Citus 14, docs/scaling.md): without them every shard would search with its own ef_search.
+    SET takes no parameters; the values are the fixed words and the whole number above.
+    """
+    values = scan_settings(depth=depth, exact=exact)
+    if not citus:
+        calls = ", ".join("set_config(%s, %s, true)" for _ in values)
+        return [(f"SELECT {calls}", [item for pair in values.items() for item in pair])]
+    statements = [("SET LOCAL citus.propagate_set_commands = 'local'", [])]
+    return statements + [(f"SET LOCAL {name} = '{value}'", []) for name, value in values.items()]
+
+
+# Connections known to be on a Citus coordinator, or not: asked once per database connection.
+_citus_connections: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def on_citus(wrapper) -> bool:
+    """Whether the database behind ``wrapper`` (a Django connection) has the citus extension installed."""
+    wrapper.ensure_connection()
+    raw = wrapper.connection
+    known = _citus_connections.get(raw)
+    if known is None:
+        with wrapper.cursor() as cursor:
+            cursor.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")
+            known = _citus_connections[raw] = cursor.fetchone()[0]
+    return known
 
 
 def _page(queryset: QuerySet[Image], *, limit: int, offset: int, after: Cursor | None, exact: bool) -> list[Image]:
@@ -194,8 +234,14 @@ def _ranked(
     filters: ImageFilters | None,
     exclude_id: int | None,
     exact: bool = False,
+    generation: int | None = None,
 ) -> list[Image]:
-    """The images ranked offset..offset+limit by nearness to ``vector`` (or the ``limit`` after ``after``)."""
+    """The images ranked offset..offset+limit by nearness to ``vector`` (or the ``limit`` after ``after``).
+
+    ``generation``: the encoder pairs' generation ``vector`` was made for; checked after each query
+    in its transaction (gallery.switch.check), raising switch.PairChanged if the columns were
+    swapped under it, so a query vector is never compared with another encoder's vectors.
+    """
     queryset = Image.objects.nearest_to(vector)
     if exclude_id is not None:
         queryset = queryset.exclude(pk=exclude_id)
@@ -205,11 +251,15 @@ def _ranked(
     with timing.measure("db"), transaction.atomic():
         exact = exact or (bool(filters) and _is_small(queryset))
         images = page(exact=exact)
+        if generation is not None:
+            switch.check(generation)
     if not exact and len(images) < limit:
         # The index came back short: the graph walk gave up on a narrow filter, or the collection
         # ends here. Exact search says which, with a full page where there is one.
         with timing.measure("db"), transaction.atomic():
             images = page(exact=True)
+            if generation is not None:
+                switch.check(generation)
     for image in images:
         image.score = 1.0 - image.distance
     return images
@@ -224,35 +274,71 @@ def image_search_by_vector(
     filters: ImageFilters | None = None,
     exclude_id: int | None = None,
     exact: bool = False,
+    generation: int | None = None,
 ) -> SearchPage:
     """The page of ``limit`` images from ``offset`` (or after the cursor ``after``) by nearness to ``vector``.
 
     Each image has ``distance`` and ``score``. The page ends by SEARCH_MAX_DEPTH. ``exact`` compares
     the query with every vector instead of asking the index (``manage.py evaluate`` measures both).
+    ``generation``: that of the encoder pairs ``vector`` was encoded with (gallery.switch); if the
+    encoders were switched since, raises EncoderUnavailable (asking to try again) rather than
+    compare vectors of two encoders.
     """
+    try:
+        return _by_vector(
+            vector,
+            limit=limit,
+            offset=offset,
+            after=after,
+            filters=filters,
+            exclude_id=exclude_id,
+            exact=exact,
+            generation=generation,
+        )
+    except switch.PairChanged as exc:
+        raise embeddings.EncoderUnavailable(
+            embeddings.IMAGE_SETTING, "The search encoders were switched just now; search again."
+        ) from exc
+
+
+def _by_vector(vector, *, limit: int, offset: int, **options) -> SearchPage:
     limit = max(0, min(limit, SEARCH_MAX_DEPTH - offset))
     if limit == 0:
         return SearchPage([], offset)
     # One row more than the page says whether there is a next one (it also counts in ef_search).
-    images = _ranked(
-        vector, limit=limit + 1, offset=offset, after=after, filters=filters, exclude_id=exclude_id, exact=exact
-    )
+    images = _ranked(vector, limit=limit + 1, offset=offset, **options)
     return SearchPage.of(images, offset=offset, limit=limit)
 
 
 def image_search_by_text(
     text: str, *, limit: int, offset: int = 0, after: Cursor | None = None, filters: ImageFilters | None = None
 ) -> SearchPage:
-    """Images matching a description in any language (raises embeddings.EncoderUnavailable)."""
-    with timing.measure("encode"):
-        vector = _text_vector(text, settings.CLIP_TEXT_MODEL)
-    return image_search_by_vector(vector, limit=limit, offset=offset, after=after, filters=filters)
+    """Images matching a description in any language (raises embeddings.EncoderUnavailable).
+
+    The query is encoded by the text encoder paired with the image encoder whose vectors are
+    searched (gallery.switch), encoded again should the encoders be switched meanwhile.
+    """
+
+    def search(encoders: switch.Encoders) -> SearchPage:
+        with timing.measure("encode"):
+            vector = _text_vector(text, encoders.active.text)
+        return _by_vector(
+            vector,
+            limit=limit,
+            offset=offset,
+            after=after,
+            filters=filters,
+            exclude_id=None,
+            generation=encoders.generation,
+        )
+
+    return switch.on_active_pair(search)
 
 
 # The next page of the same query reuses its vector: the same vector, the same ranking.
 @functools.lru_cache(maxsize=256)
 def _text_vector(text: str, encoder: str):
-    vector = embeddings.encode_text(text)
+    vector = embeddings.encode_text(text, model=encoder)
     vector.flags.writeable = False
     return vector
 
@@ -260,10 +346,27 @@ def _text_vector(text: str, encoder: str):
 def image_search_similar(
     image: Image, *, limit: int, offset: int = 0, after: Cursor | None = None, filters: ImageFilters | None = None
 ) -> SearchPage:
-    """Images nearest to ``image``, itself excluded (no encoder needed: its vector is stored)."""
-    return image_search_by_vector(
-        image.embedding, limit=limit, offset=offset, after=after, filters=filters, exclude_id=image.pk
-    )
+    """Images nearest to ``image``, itself excluded (no encoder needed: its vector is stored).
+
+    Should the encoders be switched between reading ``image`` and searching, its vector is read again.
+    """
+
+    def search(encoders: switch.Encoders) -> SearchPage:
+        vector = image.embedding
+        if encoders.generation != getattr(image, "_generation", encoders.generation):
+            vector = Image.objects.values_list("embedding", flat=True).get(pk=image.pk)
+        image._generation = encoders.generation
+        return _by_vector(
+            vector,
+            limit=limit,
+            offset=offset,
+            after=after,
+            filters=filters,
+            exclude_id=image.pk,
+            generation=encoders.generation,
+        )
+
+    return switch.on_active_pair(search)
 
 
 def embedded_image_get(*, pk: int) -> Image | None:

@@ -17,6 +17,7 @@ from django.core.files.uploadedfile import InMemoryUploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 
 from encoders import embeddings
+from gallery import switch
 from gallery.imaging import decode
 
 from . import throttle, timing
@@ -101,6 +102,7 @@ class QueryImage:
 
     vector: np.ndarray
     thumbnail: bytes
+    generation: int | None = None  # of the encoder pairs it was encoded with (gallery.switch)
 
 
 def encode(request, upload: UploadedFile) -> QueryImage:
@@ -113,5 +115,6 @@ def encode(request, upload: UploadedFile) -> QueryImage:
     with throttle.image_search(request):
         decoded = decode(upload)
         with timing.measure("encode"):
-            vector = embeddings.encode_images([decoded.image])[0]
-    return QueryImage(vector=vector, thumbnail=decoded.thumbnail)
+            encoders = switch.current()
+            vector = embeddings.encode_images([decoded.image], model=encoders.active.image)[0]
+    return QueryImage(vector=vector, thumbnail=decoded.thumbnail, generation=encoders.generation)

@@ -225,11 +225,11 @@ def _image_search_checked(request, handler):
         return _render(request, context, status=400)
 
     data = form.cleaned_data
-    preview = None
+    preview = generation = None
     try:
         if data["image"]:
             query_image = uploads.encode(request, data["image"])  # Throttled: see _image_search
-            vector = query_image.vector
+            vector, generation = query_image.vector, query_image.generation
             preview = "data:image/jpeg;base64," + base64.b64encode(query_image.thumbnail).decode("ascii")
         else:
             vector = data["vector"]  # the next page of an image search
@@ -250,9 +250,18 @@ def _image_search_checked(request, handler):
         vector_token=vector_to_token(vector),
         preview=preview,
     )
-    page = selectors.image_search_by_vector(
-        vector, limit=settings.SEARCH_PAGE_SIZE, offset=data["offset"] or 0, after=data["after"], filters=filters
-    )
+    try:
+        page = selectors.image_search_by_vector(
+            vector,
+            limit=settings.SEARCH_PAGE_SIZE,
+            offset=data["offset"] or 0,
+            after=data["after"],
+            filters=filters,
+            generation=generation,
+        )
+    except EncoderUnavailable as exc:  # the encoders were switched between encoding and searching
+        context.update(message=_unavailable_message(request, exc), message_kind="error")
+        return _render(request, context, status=503)
     return _show(request, context, page)
 
 

@@ -147,7 +147,7 @@ def test_a_failed_export_names_the_setting_and_leaves_nothing_behind(backend, se
 
 
 def test_image_encoder_id_marks_int8_only(backend, settings):
-    name = settings.CLIP_IMAGE_MODEL
+    name = f"{settings.CLIP_IMAGE_MODEL} #{embeddings.fingerprint(settings.CLIP_IMAGE_MODEL)}"
     for backend_name, expected in (("torch", name), ("onnx", name), ("onnx-int8", f"{name} (onnx-int8)")):
         backend(backend_name)
         assert embeddings.image_encoder_id() == expected

@@ -1,0 +1,113 @@
+"""Citus readiness: the search settings as SET LOCAL, and (where Citus is there) distribute + ingest + search.
+
+Citus is in no package registry this project can install from, so the tests that need it skip
+where the database has no ``citus`` extension preloaded, on CI too (set REQUIRE_CITUS=1 to make
+its absence a failure, on a machine built with it). The statement form the search sends on Citus
+is checked on plain PostgreSQL below, every run: the same values, for the transaction only.
+"""
+
+import io
+import os
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection, transaction
+
+from gallery.management.commands.citus_distribute import citus_available
+from gallery.models import Image
+from gallery.services import images_upsert
+from search import selectors
+
+NAMES = ("enable_indexscan", "enable_sort", "jit", "hnsw.ef_search", "hnsw.iterative_scan")
+
+
+def _settings(cursor) -> dict[str, str]:
+    cursor.execute("SELECT " + ", ".join("current_setting(%s)" for _ in NAMES), list(NAMES))
+    return dict(zip(NAMES, cursor.fetchone(), strict=True))
+
+
+@pytest.mark.parametrize("citus", [False, True])
+@pytest.mark.parametrize(("depth", "exact"), [(11, False), (600, False), (5000, True)])
+def test_both_statement_forms_set_the_same_values_for_the_transaction_only(transactional_db, citus, depth, exact):
+    expected = selectors.scan_settings(depth=depth, exact=exact)
+    assert expected["hnsw.ef_search"] == str(min(max(300, depth), 1000))
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS vector")  # hnsw.* are pgvector's
+        cursor.execute("LOAD 'vector'")
+        outside = _settings(cursor)
+        with transaction.atomic():
+            for statement, params in selectors.scan_settings_sql(depth=depth, exact=exact, citus=citus):
+                cursor.execute(statement, params)
+            assert _settings(cursor) == expected
+        assert _settings(cursor) == outside
+
+
+def test_citus_form_is_set_local_with_propagation():
+    statements = [sql for sql, _ in selectors.scan_settings_sql(depth=10, exact=False, citus=True)]
+    assert statements[0] == "SET LOCAL citus.propagate_set_commands = 'local'"
+    assert "SET LOCAL hnsw.ef_search = '300'" in statements
+    assert not any("set_config" in sql for sql in statements)
+
+
+def test_plain_postgresql_is_not_citus_and_distribute_refuses(db):
+    assert selectors.on_citus(connection) is False
+    with connection.cursor() as cursor:
+        usable, _ = citus_available(cursor)
+    if usable:
+        pytest.skip("this PostgreSQL has Citus")
+    with pytest.raises(CommandError, match=r"Cannot distribute: .*citus"):
+        call_command("citus_distribute")
+
+
+def _citus_or_skip():
+    with connection.cursor() as cursor:
+        usable, why = citus_available(cursor)
+    if not usable:
+        if os.environ.get("REQUIRE_CITUS"):
+            pytest.fail(f"REQUIRE_CITUS is set but {why}")
+        pytest.skip(f"needs Citus: {why}")
+
+
+@pytest.fixture
+def citus(transactional_db):
+    _citus_or_skip()
+    yield
+    with connection.cursor() as cursor:  # back to a plain table for the tests after this one
+        cursor.execute("SELECT undistribute_table('gallery_image')")
+        cursor.execute("SELECT undistribute_table('gallery_encoderpairs')")
+
+
+def test_distribute_ingest_and_search_with_ef_search_on_the_shards(citus):
+    call_command("citus_distribute", "--shard-count", "4", stdout=io.StringIO())
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(200, 512)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    rows = [
+        {
+            "sha256": f"{i:064x}",
+            "file": f"i/{i}.jpg",
+            "path": f"{i}.jpg",
+            "state": Image.State.EMBEDDED,
+            "vectors": {"m": ("m", v)},
+        }
+        for i, v in enumerate(vectors)
+    ]
+    from django.test import override_settings
+
+    with override_settings(CLIP_IMAGE_MODEL="m"):
+        from gallery import switch
+
+        switch.clear_cache()
+        images_upsert(rows)
+        images_upsert(rows[:10])  # ON CONFLICT (sha256) on the distributed table: no duplicates
+    assert Image.objects.count() == 200
+    assert selectors.on_citus(connection) is True
+    page = selectors.image_search_by_vector(vectors[42], limit=5)
+    assert page.results[0].path == "42.jpg"
+    with transaction.atomic(), connection.cursor() as cursor:
+        for statement, params in selectors.scan_settings_sql(depth=700, exact=False, citus=True):
+            cursor.execute(statement, params)
+        # Evaluated on each shard (a multi-shard query pushes the target list down).
+        cursor.execute("SELECT DISTINCT current_setting('hnsw.ef_search') FROM gallery_image")
+        assert [row[0] for row in cursor.fetchall()] == ["700"]

@@ -1,10 +1,15 @@
-"""The site says "try again shortly" while the database is away, and recovers by itself when it is back."""
+"""The site says "try again shortly" while the database is away, and recovers by itself when it is back;
+with read replicas, a client that just wrote reads the primary."""
 
+import contextlib
 import logging
 
+from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+
+from config import replicas
 
 logger = logging.getLogger(__name__)
 
@@ -48,3 +53,42 @@ def _is_connection_error(exception: BaseException) -> bool:
             "InterfaceError",
         )
     )
+
+
+class ReadYourWritesMiddleware:
+    """With read replicas, a client that just wrote reads the primary for a few seconds.
+
+    Replicas lag the primary a little, so the image someone has just uploaded may not be on them
+    yet. After a write (any POST, PUT, PATCH or DELETE by staff: an upload in the admin) the response
+    sets a signed cookie; for REPLICA_READ_YOUR_WRITES_SECONDS that client's searches and image
+    pages read the primary (config.replicas.primary_only). The signature's own time stamp ends the
+    window, so a kept or copied cookie does not pin anyone to the primary for longer. Does nothing
+    without DATABASE_REPLICA_URLS.
+    """
+
+    COOKIE = "read_primary"
+    SALT = "core.middleware.ReadYourWritesMiddleware"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not replicas.aliases():
+            return self.get_response(request)
+        seconds = settings.REPLICA_READ_YOUR_WRITES_SECONDS
+        wrote_lately = request.get_signed_cookie(self.COOKIE, default=None, salt=self.SALT, max_age=seconds)
+        with replicas.primary_only() if wrote_lately else contextlib.nullcontext():
+            response = self.get_response(request)
+        if request.method not in ("GET", "HEAD", "OPTIONS", "TRACE") and response.status_code < 500 and seconds > 0:
+            user = getattr(request, "user", None)
+            if user is not None and user.is_staff:
+                response.set_signed_cookie(
+                    self.COOKIE,
+                    "1",
+                    salt=self.SALT,
+                    max_age=seconds,
+                    httponly=True,
+                    samesite="Lax",
+                    secure=settings.SESSION_COOKIE_SECURE,
+                )
+        return response

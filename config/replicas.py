@@ -89,11 +89,11 @@ def forget_failures() -> None:
 def _failed(alias: str, exc: DatabaseError) -> None:
     """A query on ``alias`` raised: back off from the replica if its connection is gone."""
     connection = connections[alias]
-    with contextlib.suppress(DatabaseError):
-        # Drops the connection unless it still answers (a query error on a live replica, such as a
-        # conflict with recovery, leaves the replica in use).
-        connection.close_if_unusable_or_obsolete()
-    if connection.connection is None:
+    # A query error on a live replica (a conflict with recovery, say) leaves it in use; a lost or
+    # refused connection is closed and the replica left alone for a while.
+    if not connection.is_usable():
+        with contextlib.suppress(DatabaseError):
+            connection.close()
         with _lock:
             _backed_off[alias] = time.monotonic() + settings.REPLICA_RETRY_SECONDS
         logger.warning(

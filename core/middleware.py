@@ -59,15 +59,16 @@ class ReadYourWritesMiddleware:
     """With read replicas, a client that just wrote reads the primary for a few seconds.
 
     Replicas lag the primary a little, so the image someone has just uploaded may not be on them
-    yet. After a write (any POST, PUT, PATCH or DELETE by staff: an upload in the admin) the response
-    sets a signed cookie; for REPLICA_READ_YOUR_WRITES_SECONDS that client's searches and image
-    pages read the primary (config.replicas.primary_only). The signature's own time stamp ends the
-    window, so a kept or copied cookie does not pin anyone to the primary for longer. Does nothing
-    without DATABASE_REPLICA_URLS.
+    yet. A POST (PUT, PATCH, DELETE) that wrote to the primary (an upload in the admin, an edit)
+    answers with a signed cookie; for REPLICA_READ_YOUR_WRITES_SECONDS that client's searches and
+    image pages read the primary (config.replicas.primary_only). A search by image, a POST that
+    writes nothing, sets none. The signature's own time stamp ends the window, so a kept or copied
+    cookie pins nobody for longer. Does nothing without DATABASE_REPLICA_URLS.
     """
 
     COOKIE = "read_primary"
     SALT = "core.middleware.ReadYourWritesMiddleware"
+    WRITES = ("INSERT", "UPDATE", "DELETE", "MERGE")
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -77,18 +78,27 @@ class ReadYourWritesMiddleware:
             return self.get_response(request)
         seconds = settings.REPLICA_READ_YOUR_WRITES_SECONDS
         wrote_lately = request.get_signed_cookie(self.COOKIE, default=None, salt=self.SALT, max_age=seconds)
-        with replicas.primary_only() if wrote_lately else contextlib.nullcontext():
+        if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
+            with replicas.primary_only() if wrote_lately else contextlib.nullcontext():
+                return self.get_response(request)
+        wrote = []
+
+        def watch(execute, sql, params, many, context):
+            if not wrote and sql.lstrip()[:6].upper().startswith(self.WRITES):
+                wrote.append(True)
+            return execute(sql, params, many, context)
+
+        pinned = replicas.primary_only() if wrote_lately else contextlib.nullcontext()
+        with pinned, connections[replicas.PRIMARY].execute_wrapper(watch):
             response = self.get_response(request)
-        if request.method not in ("GET", "HEAD", "OPTIONS", "TRACE") and response.status_code < 500 and seconds > 0:
-            user = getattr(request, "user", None)
-            if user is not None and user.is_staff:
-                response.set_signed_cookie(
-                    self.COOKIE,
-                    "1",
-                    salt=self.SALT,
-                    max_age=seconds,
-                    httponly=True,
-                    samesite="Lax",
-                    secure=settings.SESSION_COOKIE_SECURE,
-                )
+        if wrote and response.status_code < 500 and seconds > 0:
+            response.set_signed_cookie(
+                self.COOKIE,
+                "1",
+                salt=self.SALT,
+                max_age=seconds,
+                httponly=True,
+                samesite="Lax",
+                secure=settings.SESSION_COOKIE_SECURE,
+            )
         return response

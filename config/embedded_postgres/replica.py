@@ -99,9 +99,14 @@ class StreamingReplica:
 
     # Connecting
 
+    @property
+    def server(self) -> dict:
+        """psycopg's ``host``, ``port`` and ``user`` for the replica."""
+        return {"host": str(self.socket_dir), "port": self.port, "user": "postgres"}
+
     def params(self, dbname: str) -> dict:
         """psycopg's connection parameters for ``dbname`` on the replica."""
-        return {"host": str(self.socket_dir), "port": self.port, "user": "postgres", "dbname": dbname}
+        return {**self.server, "dbname": dbname}
 
     def url(self, dbname: str) -> str:
         """A database URL for DATABASE_REPLICA_URLS."""

@@ -56,6 +56,8 @@ def test_the_test_settings_pass():
         ("IMAGE_SEARCH_CONCURRENCY", -1, "search.E004", "a whole number, 0 or more"),
         ("IMAGE_SEARCH_QUEUE_TIMEOUT", -0.5, "search.E005", "a number of seconds 0 or more"),
         ("TRUSTED_PROXY_COUNT", -1, "search.E006", "a whole number, 0 or more"),
+        ("REPLICA_READ_YOUR_WRITES_SECONDS", -1, "core.E011", "a whole number, 0 or more"),
+        ("REPLICA_RETRY_SECONDS", -1.0, "core.E012", "a number of seconds 0 or more"),
     ],
 )
 def test_a_wrong_value_is_one_error_naming_the_setting_and_what_it_takes(settings, setting, value, check_id, accepted):
@@ -80,11 +82,20 @@ def test_a_wrong_value_is_one_error_naming_the_setting_and_what_it_takes(setting
         ("HNSW_EF_SEARCH", 1000),
         ("IMAGE_SEARCH_CONCURRENCY", 0),
         ("IMAGE_SEARCH_QUEUE_TIMEOUT", 0),
+        ("REPLICA_READ_YOUR_WRITES_SECONDS", 0),
+        ("REPLICA_RETRY_SECONDS", 0),
     ],
 )
 def test_the_edges_of_what_a_setting_takes_pass(settings, setting, value):
     setattr(settings, setting, value)
     assert error_ids() == []
+
+
+def test_a_replica_that_is_not_postgresql_is_an_error(settings, monkeypatch):
+    monkeypatch.setitem(settings.DATABASES, "replica", {"ENGINE": "django.db.backends.sqlite3"})
+    settings.DATABASE_REPLICAS = ["replica"]
+    assert error_ids() == ["core.E013"]
+    assert "DATABASE_REPLICA_URLS must name PostgreSQL databases" in the_error("core.E013")
 
 
 def test_float32_vectors_allow_fewer_dimensions_than_float16(settings):

@@ -10,10 +10,7 @@ the port, with the search's own ``SET LOCAL`` settings, inside the search's tran
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import subprocess
-import sys
 import time
 
 import psycopg
@@ -26,7 +23,6 @@ from config import replicas
 from config.embedded_postgres.replica import StreamingReplica
 from gallery.models import Image
 from search import selectors
-from tests.conftest import ROOT
 from tests.factories import make_images, upload
 from tests.test_faults import database_outage  # noqa: F401 - the fixture, marked serial by its name
 
@@ -260,33 +256,3 @@ def test_with_the_primary_down_too_searches_are_503_not_500(replica, collection,
         assert "The database is not reachable right now" in response.content.decode()
     start()
     assert Client().get("/api/search", {"q": "red"}).status_code == 200
-
-
-def _settings_in_a_fresh_process(**environment) -> dict:
-    script = (
-        "import json; from config import settings as s; print(json.dumps({'replicas': s.DATABASE_REPLICAS,"
-        " 'databases': {a: s.DATABASES[a] for a in s.DATABASE_REPLICAS},"
-        " 'routers': getattr(s, 'DATABASE_ROUTERS', None)}, default=str))"
-    )
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "REPLICA_"))}
-    env |= {"ENV_FILE": "/dev/null", "SECRET_KEY": "x", **environment}
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
-
-
-@pytest.mark.django_db(databases=[])
-def test_replica_urls_become_aliases_like_the_primary_and_none_changes_nothing():
-    assert _settings_in_a_fresh_process() == {"replicas": [], "databases": {}, "routers": None}
-    found = _settings_in_a_fresh_process(
-        DATABASE_REPLICA_URLS="postgres://reader@/imagesearch?host=/run/pg&port=5433,postgres://u:p@db2:5432/imagesearch",
-        DATABASE_POOL="1",
-    )
-    assert found["replicas"] == ["replica", "replica_2"]
-    assert found["routers"] == ["config.replicas.PrimaryRouter"]
-    first, second = found["databases"]["replica"], found["databases"]["replica_2"]
-    assert first["OPTIONS"]["host"] == "/run/pg" and first["USER"] == "reader"
-    assert second["HOST"] == "db2" and second["PASSWORD"] == "p"
-    for entry in (first, second):
-        assert entry["TEST"] == {"MIRROR": "default"}
-        assert entry["OPTIONS"]["pool"]["max_size"] == 8 and entry["CONN_MAX_AGE"] == 0
-        assert entry["OPTIONS"]["connect_timeout"] == 3

@@ -116,6 +116,10 @@ for alias in ("default", *DATABASE_REPLICAS):
             "max_size": env.int("DATABASE_POOL_MAX", default=8),
             "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
         }
+        if alias != "default":
+            # A replica's pool waits no longer than its connect timeout: the primary answers instead.
+            pool = DATABASES[alias]["OPTIONS"]["pool"]
+            pool["timeout"] = min(pool["timeout"], DATABASES[alias]["OPTIONS"]["connect_timeout"])
         DATABASES[alias]["CONN_MAX_AGE"] = 0
     else:
         DATABASES[alias].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))

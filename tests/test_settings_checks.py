@@ -206,3 +206,4 @@ def test_replica_urls_become_aliases_like_the_primary_and_none_changes_nothing()
         assert entry["TEST"] == {"MIRROR": "default"}
         assert entry["OPTIONS"]["pool"]["max_size"] == 8 and entry["CONN_MAX_AGE"] == 0
         assert entry["OPTIONS"]["connect_timeout"] == 3
+        assert entry["OPTIONS"]["pool"]["timeout"] == 3  # then the primary answers

@@ -102,7 +102,7 @@ for number, url in enumerate(env.list("DATABASE_REPLICA_URLS", default=[]), star
     DATABASE_REPLICAS.append(alias)
 if DATABASE_REPLICAS:
     DATABASE_ROUTERS = ["config.replicas.PrimaryRouter"]
-# After a write (any POST by staff: an upload in the admin), that client's searches and image pages
+# After a request that wrote (an upload in the admin), that client's searches and image pages
 # read the primary for this many seconds, so they see what they just added (replicas lag a little).
 REPLICA_READ_YOUR_WRITES_SECONDS = env.int("REPLICA_READ_YOUR_WRITES_SECONDS", default=10)
 # A replica that failed is left alone (its searches go to the primary) for this many seconds.

@@ -14,18 +14,25 @@ Then, at the same time and for ``--duration`` seconds:
 - with ``--ingest N``, ``manage.py embed_images`` embeds N generated photo-like JPEGs into the same
   database.
 
+With ``--replica`` the searches read from a real streaming replica of the database
+(config/embedded_postgres/replica.py: ``pg_basebackup -R`` with the embedded server's binaries,
+started beside the primary on this machine; DATABASE_REPLICA_URLS points at it). The line then
+says how many transactions each server committed during the run (``pg_stat_database``), which
+shows where the searches went.
+
 wrk measures each request's latency from send to answer (its own coordinated-omission-free
 percentiles); errors are connection errors, timeouts (``--timeout``) and every status other than
 2xx. Image-search limits (IMAGE_SEARCH_RATE, IMAGE_SEARCH_CONCURRENCY) are turned off for the run:
 every request comes from 127.0.0.1, one client to the site. Prints one JSON line.
 
     apt-get install wrk            # once (Debian's wrk 4.1)
-    .venv/bin/python -m bench.load --duration 60 --connections 4 [--pool] [--image-connections 1] [--ingest 60]
+    .venv/bin/python -m bench.load --duration 60 --connections 4 [--pool] [--image-connections 1] [--ingest 60] [--replica]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -237,6 +244,40 @@ def run(args: argparse.Namespace, server: Server, workers: int, requests: Reques
     return results
 
 
+def transactions(params: dict, dbname: str) -> int:
+    """Transactions committed in ``dbname`` on the server of ``params`` (its pg_stat_database)."""
+    import psycopg
+
+    with psycopg.connect(**params, dbname=dbname, autocommit=True) as connection:
+        connection.execute("SELECT pg_stat_force_next_flush()")
+        (count,) = connection.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = %s", [dbname]
+        ).fetchone()
+    return count
+
+
+@contextlib.contextmanager
+def streaming_replica(dbname: str):
+    """A streaming replica of the (embedded) bench database; gunicorn's searches read it (DATABASE_REPLICA_URLS)."""
+    from django.db import connection
+
+    from config.embedded_postgres.replica import StreamingReplica
+
+    if os.environ.get("DATABASE_URL"):
+        sys.exit("--replica copies the embedded server; unset DATABASE_URL")
+    params = connection.get_connection_params()
+    primary = {key: params[key] for key in ("host", "port", "user")}
+    connection.close()
+    replica = StreamingReplica.create(primary=primary)
+    try:
+        replica.wait_for_primary(timeout=300)
+        os.environ["DATABASE_REPLICA_URLS"] = replica.url(dbname)
+        yield primary, replica
+    finally:
+        os.environ.pop("DATABASE_REPLICA_URLS", None)
+        replica.remove()
+
+
 def environment(args: argparse.Namespace) -> dict[str, str]:
     """This run's settings; gunicorn and embed_images inherit them."""
     environment = {
@@ -262,6 +303,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--image-connections", type=int, default=0, help="concurrent image-search connections")
     parser.add_argument("--ingest", type=int, default=0, help="embed this many generated photos during the load")
     parser.add_argument("--pool", action="store_true", help="DATABASE_POOL=1 (a psycopg pool per worker)")
+    parser.add_argument("--replica", action="store_true", help="searches read a streaming replica of the database")
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: config/gunicorn.conf.py's)")
     parser.add_argument("--threads", type=int, help="threads per worker (default: config/gunicorn.conf.py's)")
     parser.add_argument("--timeout", type=int, default=10, help="wrk's per-request timeout, seconds")
@@ -286,13 +328,27 @@ def main() -> None:
     workers = int(os.environ.get("GUNICORN_WORKERS") or max(1, min(os.cpu_count() or 1, 4)))
     threads = int(os.environ.get("GUNICORN_THREADS") or 4)
     workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    dbname = settings.DATABASES["default"]["NAME"]
     try:
         requests = make_requests(args, workdir)
-        with gunicorn(workers=None) as server:
-            line = run(args, server, workers, requests, workdir) | {"server_survived": server.alive}
+        with contextlib.ExitStack() as stack:
+            servers = stack.enter_context(streaming_replica(dbname)) if args.replica else None
+            with gunicorn(workers=None) as server:
+                if servers:  # from here on: the warm-up and the load
+                    before = [transactions(params, dbname) for params in (servers[0], servers[1].server)]
+                line = run(args, server, workers, requests, workdir) | {"server_survived": server.alive}
+            if servers:  # gunicorn's connections are closed: their counts are in
+                after = [transactions(params, dbname) for params in (servers[0], servers[1].server)]
+                line["transactions"] = {"primary": after[0] - before[0], "replica": after[1] - before[1]}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    line |= {"pool": args.pool, "workers": workers, "threads": threads, "connections": args.connections}
+    line |= {
+        "replica": args.replica,
+        "pool": args.pool,
+        "workers": workers,
+        "threads": threads,
+        "connections": args.connections,
+    }
     line |= {"image_connections": args.image_connections, "duration_s": args.duration, "rows": args.rows}
     line |= {"backend": settings.EMBEDDING_BACKEND, "ef_search": settings.HNSW_EF_SEARCH, "cpu_count": os.cpu_count()}
     print(json.dumps(line), flush=True)

@@ -52,6 +52,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.middleware.DatabaseUnavailableMiddleware",
+    # Only with DATABASE_REPLICA_URLS: a client that just wrote reads the primary (config/replicas.py).
+    "core.middleware.ReadYourWritesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -84,18 +86,44 @@ else:
             "OPTIONS": {"pgdata": env.path("EMBEDDED_PGDATA", default=VAR_DIR / "pgdata")},
         }
     }
+# Read replicas: searches read from these (config/replicas.py), everything else from the primary.
+# Comma-separated database URLs (a Unix socket: postgres://user@/name?host=/run/postgresql&port=5432);
+# each becomes the alias "replica", "replica_2", ... Empty: no replicas, everything on the primary.
+DATABASE_REPLICAS = []
+for number, url in enumerate(env.list("DATABASE_REPLICA_URLS", default=[]), start=1):
+    alias = "replica" if number == 1 else f"replica_{number}"
+    DATABASES[alias] = env.db_url_config(url)
+    # A replica that does not answer is given up quickly: the search is run on the primary instead.
+    DATABASES[alias].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("REPLICA_CONNECT_TIMEOUT", default=3)
+    )
+    # Tests: the replica alias reads the test database (tests/test_replicas.py points it at a real replica).
+    DATABASES[alias]["TEST"] = {"MIRROR": "default"}
+    DATABASE_REPLICAS.append(alias)
+if DATABASE_REPLICAS:
+    DATABASE_ROUTERS = ["config.replicas.PrimaryRouter"]
+# After a request that wrote (an upload in the admin), that client's searches and image pages
+# read the primary for this many seconds, so they see what they just added (replicas lag a little).
+REPLICA_READ_YOUR_WRITES_SECONDS = env.int("REPLICA_READ_YOUR_WRITES_SECONDS", default=10)
+# A replica that failed is left alone (its searches go to the primary) for this many seconds.
+REPLICA_RETRY_SECONDS = env.float("REPLICA_RETRY_SECONDS", default=30.0)
 # A psycopg connection pool per process (DATABASE_POOL=1, sized for gunicorn's threads), or
-# persistent connections kept CONN_MAX_AGE seconds. Django allows one or the other.
-if env.bool("DATABASE_POOL", default=False):
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": env.int("DATABASE_POOL_MIN", default=2),
-        "max_size": env.int("DATABASE_POOL_MAX", default=8),
-        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
-    }
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# persistent connections kept CONN_MAX_AGE seconds. Django allows one or the other. Replicas too.
+for alias in ("default", *DATABASE_REPLICAS):
+    if env.bool("DATABASE_POOL", default=False):
+        DATABASES[alias].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env.int("DATABASE_POOL_MIN", default=2),
+            "max_size": env.int("DATABASE_POOL_MAX", default=8),
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+        }
+        if alias != "default":
+            # A replica's pool waits no longer than its connect timeout: the primary answers instead.
+            pool = DATABASES[alias]["OPTIONS"]["pool"]
+            pool["timeout"] = min(pool["timeout"], DATABASES[alias]["OPTIONS"]["connect_timeout"])
+        DATABASES[alias]["CONN_MAX_AGE"] = 0
+    else:
+        DATABASES[alias].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES[alias].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,4 +1,4 @@
-"""Site-wide system checks: the database connection pool (DATABASE_POOL=1)."""
+"""Site-wide system checks: the database connection pool (DATABASE_POOL=1) and read replicas."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from django.conf import settings
 from django.core.checks import Error
 
 from gallery.checks import seconds, whole_number
+
+POSTGRESQL_ENGINES = ("django.db.backends.postgresql", "config.embedded_postgres")
 
 
 def check_database_pool(app_configs=None, **kwargs) -> list[Error]:
@@ -28,3 +30,27 @@ def check_database_pool(app_configs=None, **kwargs) -> list[Error]:
             hint="The most connections the pool of one process opens: at least 1, and at least DATABASE_POOL_MIN.",
         )
     return errors + seconds("DATABASE_POOL_TIMEOUT", pool.get("timeout", 30.0), id="core.E003")
+
+
+def check_replicas(app_configs=None, **kwargs) -> list[Error]:
+    """REPLICA_READ_YOUR_WRITES_SECONDS, REPLICA_RETRY_SECONDS, and replicas that are PostgreSQL.
+
+    Search runs pgvector's operators and settings on a replica, so a replica URL of another kind
+    would only fail at the first search.
+    """
+    errors = whole_number(
+        "REPLICA_READ_YOUR_WRITES_SECONDS", settings.REPLICA_READ_YOUR_WRITES_SECONDS, low=0, id="core.E011"
+    )
+    errors += seconds("REPLICA_RETRY_SECONDS", settings.REPLICA_RETRY_SECONDS, zero=True, id="core.E012")
+    for alias in settings.DATABASE_REPLICAS:
+        engine = settings.DATABASES[alias]["ENGINE"]
+        if engine not in POSTGRESQL_ENGINES:
+            errors.append(
+                Error(
+                    f"DATABASE_REPLICA_URLS must name PostgreSQL databases (postgres://...), not {engine!r} "
+                    f"(the database {alias}).",
+                    hint="A streaming replica of the primary, made with pg_basebackup -R (README, 'Read replicas').",
+                    id="core.E013",
+                )
+            )
+    return errors

@@ -29,6 +29,11 @@ the last image shown), and continues strictly after it: no image is ever shown t
 still sizes ef_search and numbers the results; without a cursor it is a plain OFFSET. Each search
 returns a ``SearchPage``: its images and where the next page starts, known from one row fetched
 beyond the page; the page (site) and the API only translate it.
+
+Read replicas (DATABASE_REPLICA_URLS, config/replicas.py): each search runs on one database alias
+that ``replicas.read`` picks, every statement of it (the settings above included) on that alias's
+connection; a replica that fails hands the search to the primary. Looking up one image asks the
+primary when the replica does not have it yet (it lags behind an upload).
 """
 
 from __future__ import annotations
@@ -41,10 +46,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from config import replicas
 from encoders import embeddings
 from gallery import formats, switch
 from gallery.models import Image
@@ -151,16 +157,16 @@ def ef_search_for(depth: int) -> int:
     return min(max(settings.HNSW_EF_SEARCH, depth), EF_SEARCH_MAX)
 
 
-def _configure_scan(*, depth: int, exact: bool) -> None:
+def _configure_scan(*, depth: int, exact: bool, using: str) -> None:
     # Index or exact is decided here, not by the planner: pgvector's cost estimate flips to a full
     # scan and sort at some ef_search values (measured at 100,000 rows: ef_search 600 planned a
     # 400 ms sequential scan, where ef_search 400 took 19 ms on the index), so deep pages would
     # fall off a cliff (bench/README.md, "Search").
     # With sorting disabled the only way to the first rows in order is the HNSW index; exact
     # search turns index scans off instead. JIT never pays for queries this short.
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         # Every search sets them all, so none inherits another's (tests nest searches in one transaction).
-        for statement, params in scan_settings_sql(depth=depth, exact=exact, citus=on_citus(connection)):
+        for statement, params in scan_settings_sql(depth=depth, exact=exact, citus=on_citus(connections[using])):
             cursor.execute(statement, params)
 
 
@@ -210,14 +216,15 @@ def on_citus(wrapper) -> bool:
 def _page(queryset: QuerySet[Image], *, limit: int, offset: int, after: Cursor | None, exact: bool) -> list[Image]:
     """Rows offset..offset+limit of ``queryset`` (ordered by distance), or the ``limit`` after ``after``.
 
-    Call inside a transaction.
+    Call inside a transaction on the queryset's database.
     """
-    _configure_scan(depth=offset + limit, exact=exact)
+    using = queryset.db
+    _configure_scan(depth=offset + limit, exact=exact, using=using)
     if after is not None:
         queryset = queryset.filter(Q(distance__gt=after.distance) | Q(distance=after.distance, pk__gt=after.id))
         offset = 0
-    inner, params = queryset.values(*RESULT_FIELDS, "distance")[: offset + limit].query.sql_with_params()
-    return list(Image.objects.raw(_PAGE_SQL.replace("{inner}", inner), (*params, limit, offset)))
+    inner, params = queryset.values(*RESULT_FIELDS, "distance")[: offset + limit].query.get_compiler(using).as_sql()
+    return list(Image.objects.raw(_PAGE_SQL.replace("{inner}", inner), (*params, limit, offset), using=using))
 
 
 def _is_small(queryset: QuerySet[Image]) -> bool:
@@ -234,32 +241,33 @@ def _ranked(
     filters: ImageFilters | None,
     exclude_id: int | None,
     exact: bool = False,
+    using: str,
     generation: int | None = None,
 ) -> list[Image]:
-    """The images ranked offset..offset+limit by nearness to ``vector`` (or the ``limit`` after ``after``).
+    """The images ranked offset..offset+limit by nearness to ``vector`` (or the ``limit`` after ``after``), read from ``using``.
 
     ``generation``: the encoder pairs' generation ``vector`` was made for; checked after each query
     in its transaction (gallery.switch.check), raising switch.PairChanged if the columns were
     swapped under it, so a query vector is never compared with another encoder's vectors.
     """
-    queryset = Image.objects.nearest_to(vector)
+    queryset = Image.objects.using(using).nearest_to(vector)
     if exclude_id is not None:
         queryset = queryset.exclude(pk=exclude_id)
     if filters:
         queryset = filters.apply(queryset)
     page = functools.partial(_page, queryset, limit=limit, offset=offset, after=after)
-    with timing.measure("db"), transaction.atomic():
+    with timing.measure("db"), transaction.atomic(using=using):
         exact = exact or (bool(filters) and _is_small(queryset))
         images = page(exact=exact)
         if generation is not None:
-            switch.check(generation)
+            switch.check(generation, using=using)
     if not exact and len(images) < limit:
         # The index came back short: the graph walk gave up on a narrow filter, or the collection
         # ends here. Exact search says which, with a full page where there is one.
-        with timing.measure("db"), transaction.atomic():
+        with timing.measure("db"), transaction.atomic(using=using):
             images = page(exact=True)
             if generation is not None:
-                switch.check(generation)
+                switch.check(generation, using=using)
     for image in images:
         image.score = 1.0 - image.distance
     return images
@@ -306,7 +314,7 @@ def _by_vector(vector, *, limit: int, offset: int, **options) -> SearchPage:
     if limit == 0:
         return SearchPage([], offset)
     # One row more than the page says whether there is a next one (it also counts in ef_search).
-    images = _ranked(vector, limit=limit + 1, offset=offset, **options)
+    images = replicas.read(lambda using: _ranked(vector, limit=limit + 1, offset=offset, using=using, **options))
     return SearchPage.of(images, offset=offset, limit=limit)
 
 
@@ -354,7 +362,9 @@ def image_search_similar(
     def search(encoders: switch.Encoders) -> SearchPage:
         vector = image.embedding
         if encoders.generation != getattr(image, "_generation", encoders.generation):
-            vector = Image.objects.values_list("embedding", flat=True).get(pk=image.pk)
+            vector = replicas.read(
+                lambda using: Image.objects.using(using).values_list("embedding", flat=True).get(pk=image.pk)
+            )
         image._generation = encoders.generation
         return _by_vector(
             vector,
@@ -371,18 +381,32 @@ def image_search_similar(
 
 def embedded_image_get(*, pk: int) -> Image | None:
     """The embedded image ``pk`` with its vector, or None."""
-    return Image.objects.embedded().filter(pk=pk).first()
+    return replicas.read(
+        lambda using: Image.objects.using(using).embedded().filter(pk=pk).first(), missing=lambda image: image is None
+    )
+
+
+def image_get(*, pk: int) -> Image | None:
+    """The image ``pk`` (embedded or not) without its vector, for its page; or None."""
+    return replicas.read(
+        lambda using: Image.objects.using(using).defer("embedding").filter(pk=pk).first(),
+        missing=lambda image: image is None,
+    )
 
 
 def images_by_id(ids: list[int]) -> list[Image]:
     """The images of ``ids`` that exist, in the order given (for breadcrumbs)."""
-    found = Image.objects.only(*RESULT_FIELDS).in_bulk(ids)
+    found = replicas.read(
+        lambda using: Image.objects.using(using).only(*RESULT_FIELDS).in_bulk(ids),
+        missing=lambda found: len(found) < len(set(ids)),
+    )
     return [found[pk] for pk in ids if pk in found]
 
 
 def collection_is_empty() -> bool:
-    return not Image.objects.embedded().exists()
+    # A replica that has no image yet asks the primary: the first upload shows at once.
+    return replicas.read(lambda using: not Image.objects.using(using).embedded().exists(), missing=bool)
 
 
 def collection_size() -> int:
-    return Image.objects.embedded().count()
+    return replicas.read(lambda using: Image.objects.using(using).embedded().count())

@@ -16,8 +16,8 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.http import QueryDict
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, QueryDict
+from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
@@ -270,7 +270,9 @@ def _image_search_checked(request, handler):
 @vary_on_headers("X-Partial")
 def image_detail(request, pk: int):
     """One image with its metadata, a link to the original and the way on to similar images."""
-    image = get_object_or_404(Image.objects.defer("embedding"), pk=pk)
+    image = selectors.image_get(pk=pk)
+    if image is None:
+        raise Http404("No such image.")
     form = SearchForm(request.GET)
     form.is_valid()  # only to carry the walk on; anything invalid is dropped
     filter_params = form.filter_params() if not form.errors else {}

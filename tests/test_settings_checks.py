@@ -4,6 +4,7 @@ The checks live beside what they guard (encoders/checks.py, gallery/checks.py, s
 core/checks.py) and are registered by each app's ready(); these tests go through Django's registry.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -56,6 +57,8 @@ def test_the_test_settings_pass():
         ("IMAGE_SEARCH_CONCURRENCY", -1, "search.E004", "a whole number, 0 or more"),
         ("IMAGE_SEARCH_QUEUE_TIMEOUT", -0.5, "search.E005", "a number of seconds 0 or more"),
         ("TRUSTED_PROXY_COUNT", -1, "search.E006", "a whole number, 0 or more"),
+        ("REPLICA_READ_YOUR_WRITES_SECONDS", -1, "core.E011", "a whole number, 0 or more"),
+        ("REPLICA_RETRY_SECONDS", -1.0, "core.E012", "a number of seconds 0 or more"),
     ],
 )
 def test_a_wrong_value_is_one_error_naming_the_setting_and_what_it_takes(settings, setting, value, check_id, accepted):
@@ -80,11 +83,20 @@ def test_a_wrong_value_is_one_error_naming_the_setting_and_what_it_takes(setting
         ("HNSW_EF_SEARCH", 1000),
         ("IMAGE_SEARCH_CONCURRENCY", 0),
         ("IMAGE_SEARCH_QUEUE_TIMEOUT", 0),
+        ("REPLICA_READ_YOUR_WRITES_SECONDS", 0),
+        ("REPLICA_RETRY_SECONDS", 0),
     ],
 )
 def test_the_edges_of_what_a_setting_takes_pass(settings, setting, value):
     setattr(settings, setting, value)
     assert error_ids() == []
+
+
+def test_a_replica_that_is_not_postgresql_is_an_error(settings, monkeypatch):
+    monkeypatch.setitem(settings.DATABASES, "replica", {"ENGINE": "django.db.backends.sqlite3"})
+    settings.DATABASE_REPLICAS = ["replica"]
+    assert error_ids() == ["core.E013"]
+    assert "DATABASE_REPLICA_URLS must name PostgreSQL databases" in the_error("core.E013")
 
 
 def test_float32_vectors_allow_fewer_dimensions_than_float16(settings):
@@ -165,3 +177,33 @@ def test_manage_py_check_fails_on_a_wrong_backend_in_the_environment():
     result = manage_check(EMBEDDING_BACKEND="tensorrt")
     assert result.returncode != 0
     assert "(encoders.E001) EMBEDDING_BACKEND must be one of torch, onnx, onnx-int8, not 'tensorrt'." in result.stderr
+
+
+def _settings_in_a_fresh_process(**environment) -> dict:
+    script = (
+        "import json; from config import settings as s; print(json.dumps({'replicas': s.DATABASE_REPLICAS,"
+        " 'databases': {a: s.DATABASES[a] for a in s.DATABASE_REPLICAS},"
+        " 'routers': getattr(s, 'DATABASE_ROUTERS', None)}, default=str))"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "REPLICA_"))}
+    env |= {"ENV_FILE": "/dev/null", "SECRET_KEY": "x", **environment}
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def test_replica_urls_become_aliases_like_the_primary_and_none_changes_nothing():
+    assert _settings_in_a_fresh_process() == {"replicas": [], "databases": {}, "routers": None}
+    found = _settings_in_a_fresh_process(
+        DATABASE_REPLICA_URLS="postgres://reader@/imagesearch?host=/run/pg&port=5433,postgres://u:p@db2:5432/imagesearch",
+        DATABASE_POOL="1",
+    )
+    assert found["replicas"] == ["replica", "replica_2"]
+    assert found["routers"] == ["config.replicas.PrimaryRouter"]
+    first, second = found["databases"]["replica"], found["databases"]["replica_2"]
+    assert first["OPTIONS"]["host"] == "/run/pg" and first["USER"] == "reader"
+    assert second["HOST"] == "db2" and second["PASSWORD"] == "p"
+    for entry in (first, second):
+        assert entry["TEST"] == {"MIRROR": "default"}
+        assert entry["OPTIONS"]["pool"]["max_size"] == 8 and entry["CONN_MAX_AGE"] == 0
+        assert entry["OPTIONS"]["connect_timeout"] == 3
+        assert entry["OPTIONS"]["pool"]["timeout"] == 3  # then the primary answers

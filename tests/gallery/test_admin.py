@@ -80,3 +80,10 @@ def test_reembed_action_writes_vectors_of_the_current_model(admin_client):
     image.refresh_from_db()
     assert image.encoder == embeddings.image_encoder_id()
     assert image.embedding[511] != 1.0
+
+
+def test_without_replicas_an_upload_sets_no_read_your_writes_cookie(admin_client):
+    # core.middleware.ReadYourWritesMiddleware does nothing unless DATABASE_REPLICA_URLS is set.
+    response = admin_client.post(reverse("admin:gallery_image_add"), {"files": [upload(4, "y.jpg")]})
+    assert response.status_code == 302
+    assert "read_primary" not in response.cookies

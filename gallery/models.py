@@ -30,7 +30,9 @@ class Image(models.Model):
 
     # The embedding
     embedding = EmbeddingField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True)
-    encoder = models.CharField(max_length=255, blank=True, db_index=True)
+    # A database default on both encoder columns: a switch swaps their names (gallery/switch.py), and
+    # a raw INSERT (bulkload) that names only one must find a default on the other, whichever it is.
+    encoder = models.CharField(max_length=255, blank=True, db_index=True, db_default="")
     # The next encoder's vectors, filled beside these while search uses the above, then swapped in
     # (``manage.py switch_encoder``, gallery/switch.py). Empty unless a switch is under way.
     embedding_next = EmbeddingField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True, editable=False)

@@ -14,6 +14,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AlterField(
+            model_name="image",
+            name="encoder",
+            field=models.CharField(blank=True, db_default="", db_index=True, max_length=255),
+        ),
         migrations.CreateModel(
             name="EncoderPairs",
             fields=[

@@ -159,6 +159,20 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
 }
 
+# Prometheus metrics at /metrics (core/metrics.py), off by default: request metrics from
+# django-prometheus's middleware, search latency by kind, images embedded, images by state, the
+# embedding queue's depth. Readable by staff logged in to the admin, or by Prometheus sending
+# "Authorization: Bearer <METRICS_TOKEN>" (empty: staff only). Under gunicorn set
+# PROMETHEUS_MULTIPROC_DIR in the environment too (README, "Metrics").
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=False)
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+if METRICS_ENABLED:
+    MIDDLEWARE = [
+        "django_prometheus.middleware.PrometheusBeforeMiddleware",
+        *MIDDLEWARE,
+        "django_prometheus.middleware.PrometheusAfterMiddleware",
+    ]
+
 # Storage: the file system under MEDIA_ROOT, or S3-compatible object storage (django-storages)
 # when AWS_STORAGE_BUCKET_NAME is set (credentials and endpoint from the usual AWS_* variables).
 STORAGES = {

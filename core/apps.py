@@ -7,6 +7,7 @@ class CoreConfig(AppConfig):
     verbose_name = "Site"
 
     def ready(self):
-        from .checks import check_database_pool
+        from .checks import check_database_pool, check_metrics_token
 
         checks.register(check_database_pool)
+        checks.register(check_metrics_token)

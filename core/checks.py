@@ -1,4 +1,4 @@
-"""Site-wide system checks: the database connection pool (DATABASE_POOL=1)."""
+"""Site-wide system checks: the database connection pool (DATABASE_POOL=1), the metrics token."""
 
 from __future__ import annotations
 
@@ -28,3 +28,20 @@ def check_database_pool(app_configs=None, **kwargs) -> list[Error]:
             hint="The most connections the pool of one process opens: at least 1, and at least DATABASE_POOL_MIN.",
         )
     return errors + seconds("DATABASE_POOL_TIMEOUT", pool.get("timeout", 30.0), id="core.E003")
+
+
+METRICS_TOKEN_MIN_LENGTH = 32
+
+
+def check_metrics_token(app_configs=None, **kwargs) -> list[Error]:
+    """METRICS_TOKEN opens /metrics to whoever sends it: a short one could be guessed."""
+    token = settings.METRICS_TOKEN
+    if not token or len(token) >= METRICS_TOKEN_MIN_LENGTH:
+        return []
+    return [
+        Error(
+            f"METRICS_TOKEN is {len(token)} characters long; it must be at least {METRICS_TOKEN_MIN_LENGTH}.",
+            hint='Make one with: python -c "import secrets; print(secrets.token_urlsafe(32))", or leave it empty.',
+            id="core.E004",
+        )
+    ]

@@ -13,6 +13,7 @@ from django.utils import timezone
 from encoders import embeddings
 
 from .imaging import DecodedImage, UnreadableImage, decode
+from .metrics import IMAGES_EMBEDDED
 from .models import Image
 from .storage import delete_quietly, image_name, save_once, thumbnail_name
 
@@ -102,6 +103,7 @@ def images_upsert(rows: list[dict]) -> None:
             unique_fields=["sha256"],
             update_fields=UPSERT_FIELDS,
         )
+    IMAGES_EMBEDDED.inc(sum(1 for row in rows if row.get("state") == Image.State.EMBEDDED))
 
 
 def image_create_from_upload(*, file, path: str = "") -> Image:
@@ -161,4 +163,5 @@ def images_reembed(images) -> tuple[int, int]:
             embedding=vector, encoder=embeddings.image_encoder_id(), state=Image.State.EMBEDDED, error=""
         )
         embedded += 1
+        IMAGES_EMBEDDED.inc()
     return embedded, failed

@@ -48,7 +48,7 @@ from encoders import embeddings
 from gallery import formats
 from gallery.models import Image
 
-from . import timing
+from . import metrics, timing
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -244,9 +244,10 @@ def image_search_by_text(
     text: str, *, limit: int, offset: int = 0, after: Cursor | None = None, filters: ImageFilters | None = None
 ) -> SearchPage:
     """Images matching a description in any language (raises embeddings.EncoderUnavailable)."""
-    with timing.measure("encode"):
-        vector = _text_vector(text, settings.CLIP_TEXT_MODEL)
-    return image_search_by_vector(vector, limit=limit, offset=offset, after=after, filters=filters)
+    with metrics.timed("text"):
+        with timing.measure("encode"):
+            vector = _text_vector(text, settings.CLIP_TEXT_MODEL)
+        return image_search_by_vector(vector, limit=limit, offset=offset, after=after, filters=filters)
 
 
 # The next page of the same query reuses its vector: the same vector, the same ranking.
@@ -261,9 +262,10 @@ def image_search_similar(
     image: Image, *, limit: int, offset: int = 0, after: Cursor | None = None, filters: ImageFilters | None = None
 ) -> SearchPage:
     """Images nearest to ``image``, itself excluded (no encoder needed: its vector is stored)."""
-    return image_search_by_vector(
-        image.embedding, limit=limit, offset=offset, after=after, filters=filters, exclude_id=image.pk
-    )
+    with metrics.timed("similar"):
+        return image_search_by_vector(
+            image.embedding, limit=limit, offset=offset, after=after, filters=filters, exclude_id=image.pk
+        )
 
 
 def embedded_image_get(*, pk: int) -> Image | None:

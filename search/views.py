@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import functools
 import logging
+import time
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
@@ -26,7 +27,7 @@ from encoders.embeddings import EncoderUnavailable
 from gallery.imaging import UnreadableImage
 from gallery.models import Image
 
-from . import selectors, throttle, timing, uploads
+from . import metrics, selectors, throttle, timing, uploads
 from .access import search_allowed
 from .forms import ImageSearchForm, SearchForm, vector_to_token
 
@@ -226,6 +227,7 @@ def _image_search_checked(request, handler):
 
     data = form.cleaned_data
     preview = None
+    started = time.perf_counter()
     try:
         if data["image"]:
             query_image = uploads.encode(request, data["image"])  # Throttled: see _image_search
@@ -253,6 +255,7 @@ def _image_search_checked(request, handler):
     page = selectors.image_search_by_vector(
         vector, limit=settings.SEARCH_PAGE_SIZE, offset=data["offset"] or 0, after=data["after"], filters=filters
     )
+    metrics.observe("image", started)
     return _show(request, context, page)
 
 

@@ -179,15 +179,18 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# AWS_S3_ADDRESSING_STYLE=path for servers other than AWS (MinIO, SeaweedFS) reached by a host name;
+# STORAGE_TIMEOUT: seconds to connect to and wait for the object store (config/object_storage.py).
 if env.str("AWS_STORAGE_BUCKET_NAME", default=""):
-    STORAGES["default"] = {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
-            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
-            "file_overwrite": False,
-        },
-    }
+    from .object_storage import s3_storage
+
+    STORAGES["default"] = s3_storage(
+        bucket=env.str("AWS_STORAGE_BUCKET_NAME"),
+        endpoint_url=env.str("AWS_S3_ENDPOINT_URL", default=""),
+        addressing_style=env.str("AWS_S3_ADDRESSING_STYLE", default=""),
+        signature_version=env.str("AWS_S3_SIGNATURE_VERSION", default=""),
+        timeout=env.float("STORAGE_TIMEOUT", default=10.0),
+    )
 
 # Uploads (admin and search by image)
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=50 * 1024 * 1024)

@@ -15,7 +15,7 @@ from encoders import embeddings
 from .imaging import DecodedImage, UnreadableImage, decode
 from .metrics import IMAGES_EMBEDDED
 from .models import Image
-from .storage import delete_quietly, image_name, save_once, thumbnail_name
+from .storage import STORAGE_ERRORS, StorageReadError, delete_quietly, image_name, save_once, thumbnail_name
 
 HASH_CHUNK = 1 << 20
 # What an upsert of a known sha256 rewrites: everything but the identity and the creation time.
@@ -148,7 +148,11 @@ def image_create_from_upload(*, file, path: str = "") -> Image:
 
 
 def images_reembed(images) -> tuple[int, int]:
-    """Embed the given images again with the current encoder; returns (embedded, failed)."""
+    """Embed the given images again with the current encoder; returns (embedded, failed).
+
+    A file that is gone or unreadable marks its image failed, with the reason; a storage that does
+    not answer (an object store down) stops the run with StorageReadError, marking nothing.
+    """
     embedded = failed = 0
     for image in images:
         try:
@@ -159,6 +163,10 @@ def images_reembed(images) -> tuple[int, int]:
             Image.objects.filter(pk=image.pk).update(state=Image.State.FAILED, error=str(exc))
             failed += 1
             continue
+        except STORAGE_ERRORS as exc:
+            raise StorageReadError(
+                f"could not read {image.file.name} from storage: {exc}; {embedded} image(s) were re-embedded before it"
+            ) from exc
         Image.objects.filter(pk=image.pk).update(
             embedding=vector, encoder=embeddings.image_encoder_id(), state=Image.State.EMBEDDED, error=""
         )

@@ -8,9 +8,14 @@ different brokers or queues.
 
 import os
 import re
+import shutil
+import socket
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT
@@ -78,3 +83,196 @@ def test_the_database_urls_name_services_that_run_postgresql():
     assert Path(ROOT / "compose" / "replica.sh").read_text().count("--write-recovery-conf") == 1
     # The replica streams from the service the site writes to.
     assert '--host="${PRIMARY_HOST:-db}"' in (ROOT / "compose" / "replica.sh").read_text()
+
+
+# The replication scripts themselves, run with the embedded PostgreSQL's own binaries
+
+
+def _run_as() -> dict:
+    """Popen arguments running as a user PostgreSQL accepts: pgserver's own ``pgserver`` user under root."""
+    if os.geteuid() != 0:
+        return {}
+    from pgserver.utils import ensure_user_exists
+
+    entry = ensure_user_exists("pgserver")
+    return {"user": entry.pw_uid, "group": entry.pw_gid}
+
+
+@pytest.fixture
+def postgres_bin() -> Path:
+    import pgserver
+
+    return Path(pgserver.__file__).parent / "pginstall" / "bin"
+
+
+@pytest.fixture
+def scratch():
+    """A folder the PostgreSQL user owns (pytest's tmp_path is closed to others when tests run as root)."""
+    folder = Path(tempfile.mkdtemp(prefix="compose-replica-"))
+    if run_as := _run_as():
+        os.chown(folder, run_as["user"], run_as["group"])
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_compose_scripts_make_a_streaming_replica(postgres_bin, scratch):
+    """compose/db-replication.sh on an initialised primary, then compose/replica.sh: a hot standby that follows it."""
+    run_as = _run_as()
+    environment = {**os.environ, "PATH": f"{postgres_bin}:{os.environ['PATH']}", "PGPASSWORD": "imagesearch"}
+    environment.pop("PGDATA", None)
+
+    def run(*command, **env):
+        return subprocess.run(
+            command, env={**environment, **env}, check=True, capture_output=True, text=True, timeout=60, **run_as
+        ).stdout
+
+    primary, replica, sockets = scratch / "primary", scratch / "replica", scratch / "sockets"
+    run("mkdir", "-p", str(sockets), str(replica))
+    os.chmod(replica, 0o700) if not run_as else run("chmod", "700", str(replica))
+    (scratch / "pw").write_text("imagesearch\n")
+    run(
+        "initdb",
+        "-D",
+        str(primary),
+        "-U",
+        "imagesearch",
+        "--auth-local=trust",
+        "--auth-host=scram-sha-256",
+        f"--pwfile={scratch / 'pw'}",
+    )
+    # As the pgvector image leaves it: initdb's replication lines are for loopback only (a replica in
+    # another container matches none of them), and everything else needs a password.
+    hba = primary / "pg_hba.conf"
+    lines = [line for line in hba.read_text().splitlines() if "replication" not in line]
+    hba.write_text("\n".join(lines) + "\nhost all all all scram-sha-256\n")
+
+    primary_port, replica_port = _free_port(), _free_port()
+    servers = []
+    try:
+        servers.append(
+            subprocess.Popen(
+                [
+                    "postgres",
+                    "-D",
+                    str(primary),
+                    "-p",
+                    str(primary_port),
+                    "-k",
+                    str(sockets),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                ],
+                env=environment,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                **run_as,
+            )
+        )
+        local = {"PGHOST": str(sockets), "PGPORT": str(primary_port)}
+        wait_ready(run, **local)
+        run("createdb", "-U", "imagesearch", "imagesearch", **local)
+        run(
+            "sh",
+            str(ROOT / "compose" / "db-replication.sh"),
+            POSTGRES_USER="imagesearch",
+            POSTGRES_DB="imagesearch",
+            PGDATA=str(primary),
+            REPLICATION_PASSWORD="s3cret-replication",
+            **local,
+        )
+        run("psql", "-U", "imagesearch", "-d", "imagesearch", "-c", "SELECT pg_reload_conf()", **local)
+
+        def start_replica(primary_port):
+            servers.append(
+                subprocess.Popen(
+                    [
+                        "sh",
+                        str(ROOT / "compose" / "replica.sh"),
+                        "-p",
+                        str(replica_port),
+                        "-k",
+                        str(sockets),
+                        "-c",
+                        "listen_addresses=",
+                    ],
+                    env={
+                        **environment,
+                        "PGDATA": str(replica),
+                        "PRIMARY_HOST": "127.0.0.1",
+                        "PRIMARY_PORT": str(primary_port),
+                        "REPLICATION_PASSWORD": "s3cret-replication",
+                    },
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    **run_as,
+                )
+            )
+            wait_ready(run, PGHOST=str(sockets), PGPORT=str(replica_port))
+
+        def on_replica(sql):
+            return run(
+                "psql",
+                "-U",
+                "imagesearch",
+                "-d",
+                "imagesearch",
+                "-tAc",
+                sql,
+                PGHOST=str(sockets),
+                PGPORT=str(replica_port),
+            ).strip()
+
+        start_replica(primary_port)
+        assert (replica / "standby.signal").exists()
+        assert on_replica("SELECT pg_is_in_recovery()") == "t"
+        run(
+            "psql",
+            "-U",
+            "imagesearch",
+            "-d",
+            "imagesearch",
+            "-c",
+            "CREATE TABLE written (n int); INSERT INTO written VALUES (42)",
+            **local,
+        )
+        assert wait_for(lambda: on_replica("SELECT to_regclass('written') IS NOT NULL") == "t")
+        assert on_replica("SELECT n FROM written") == "42"
+
+        # A second start keeps its copy: no new base backup (the primary's port is wrong now), still a standby.
+        stopped = servers.pop()
+        stopped.terminate()
+        stopped.wait(timeout=30)
+        start_replica(_free_port())
+        assert on_replica("SELECT pg_is_in_recovery()") == "t"
+        assert on_replica("SELECT n FROM written") == "42"
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(timeout=30)
+
+
+def wait_ready(run, **env):
+    def ready():
+        try:
+            run("pg_isready", "-q", **env)
+        except subprocess.CalledProcessError:
+            return False
+        return True
+
+    assert wait_for(ready), f"PostgreSQL on {env} did not start"
+
+
+def wait_for(condition, timeout=30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False

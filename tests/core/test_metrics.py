@@ -231,3 +231,108 @@ def test_a_short_token_is_refused_by_check(settings):
     assert check_metrics_token() == []
     settings.METRICS_TOKEN = ""
     assert check_metrics_token() == []
+
+
+# Several gunicorn workers: any of them answers for all
+
+
+def test_under_gunicorn_every_scrape_sums_all_workers(tmp_path):
+    """Real gunicorn, two workers, PROMETHEUS_MULTIPROC_DIR: whichever worker answers, the counts are everyone's.
+
+    A stale file from an earlier run lies in the folder: config/gunicorn.conf.py clears it at start
+    (prometheus_client cannot read it, so a scrape would fail on it).
+    """
+    import http.client
+    import sys
+
+    from tests.conftest import ROOT
+
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    (folder / "counter_999999.db").write_bytes(b"left by an earlier run")
+    port = _free_port()
+    environment = {
+        **os.environ,
+        "DEBUG": "0",
+        "SECRET_KEY": "tests-only-secret-key",
+        "ENV_FILE": "/dev/null",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "0",
+        "METRICS_ENABLED": "1",
+        "METRICS_TOKEN": TOKEN,
+        "PROMETHEUS_MULTIPROC_DIR": str(folder),
+        "EMBEDDED_PGDATA": str(tmp_path / "pgdata"),  # nothing here should need the database
+    }
+    command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "config" / "gunicorn.conf.py")]
+    command += ["--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "1", "--access-logfile", "/dev/null"]
+    server = subprocess.Popen(
+        [*command, "config.wsgi"], cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+
+    def get(path: str, headers=None) -> tuple[int, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            connection.request("GET", path, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    def not_found_count() -> float:
+        status, body = get("/metrics", {"Authorization": f"Bearer {TOKEN}"})
+        assert status == 200, body[:500]
+        for family in text_string_to_metric_families(body.decode()):
+            for sample in family.samples:
+                if sample.name == "django_http_responses_total_by_status_total" and sample.labels["status"] == "404":
+                    return sample.value
+        return 0
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                get("/nowhere")
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.2)
+        # Until both workers have answered some (each counts in its own file), so the sum is needed.
+        deadline = time.monotonic() + 60
+        sent = 1
+        while len([count for count in not_found_by_worker(folder) if count]) < 2:
+            assert time.monotonic() < deadline, "only one gunicorn worker ever answered"
+            assert get("/nowhere")[0] == 404
+            sent += 1
+        for _ in range(10):
+            assert get("/nowhere")[0] == 404
+            sent += 1
+        assert not (folder / "counter_999999.db").exists()
+        # Every scrape, from whichever worker, has every worker's 404s.
+        assert {not_found_count() for _ in range(6)} == {sent}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def not_found_by_worker(folder: Path) -> list[float]:
+    """Each process's own count of 404 responses, from its file in PROMETHEUS_MULTIPROC_DIR."""
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    counts = []
+    for path in folder.glob("counter_*.db"):
+        for metric in MultiProcessCollector.merge([str(path)], accumulate=False):
+            counts += [
+                sample.value
+                for sample in metric.samples
+                if sample.name == "django_http_responses_total_by_status_total" and sample.labels["status"] == "404"
+            ]
+    return counts

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 
 from . import formats
@@ -51,8 +51,10 @@ def save_once(name: str, content, created: list[str] | None = None) -> str:
 
     Names written here are appended to ``created``, so a failed upload can take them back.
     """
-    if isinstance(content, bytes):
-        content = ContentFile(content)
+    content = ContentFile(content) if isinstance(content, bytes) else File(content)
+    # Object stores serve a file with the type it was stored with, and an upload carries the type
+    # the browser claimed ("text/html" for a file named .jpg, if someone likes): the name decides.
+    content.content_type = formats.served_type(name) or "application/octet-stream"
     try:
         if default_storage.exists(name):
             return name

@@ -303,3 +303,20 @@ def test_storage_outage_during_upload_is_a_clear_message_and_keeps_nothing(admin
     )
     assert "Added 1 image(s)" in response.content.decode()
     assert Image.objects.count() == 2
+
+
+def test_objects_are_stored_as_images_whatever_the_uploader_claims(admin_client, seaweedfs, bucket, tmp_path):
+    """The bucket serves objects with the Content-Type they were stored with: never the browser's claim."""
+    admin_client.post(
+        reverse("admin:gallery_image_add"),
+        {"files": [upload(151, "page.jpg", content_type="text/html"), upload(152, "pic.png")]},
+    )
+    write_photos(tmp_path / "lib", 1, start=153, fmt="WEBP")
+    call_command("embed_images", str(tmp_path / "lib"), verbosity=0)
+    expected = {"page.jpg": "image/jpeg", "pic.png": "image/png", "photo_0153.webp": "image/webp"}
+    client = seaweedfs.client()
+    for image in Image.objects.all():
+        assert client.head_object(Bucket=bucket, Key=image.file.name)["ContentType"] == expected[image.path]
+        assert client.head_object(Bucket=bucket, Key=image.thumbnail.name)["ContentType"] == "image/jpeg"
+        with urllib.request.urlopen(image.file.url, timeout=10) as response:
+            assert response.headers["Content-Type"] == expected[image.path]

@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.urls import reverse
 
@@ -265,7 +265,7 @@ def test_reembed_reads_the_files_back_from_the_bucket(admin_client, seaweedfs, b
     assert second.error == f"File does not exist: {second.file.name}"
 
 
-def test_storage_outage_during_upload_is_a_clear_message_and_keeps_nothing(admin_client, seaweedfs, bucket):
+def test_storage_outage_during_upload_is_a_clear_message_and_keeps_nothing(admin_client, seaweedfs, bucket, tmp_path):
     admin_client.post(reverse("admin:gallery_image_add"), {"files": [upload(141, "before.jpg")]})
     assert Image.objects.count() == 1
     seaweedfs.kill()
@@ -281,6 +281,12 @@ def test_storage_outage_during_upload_is_a_clear_message_and_keeps_nothing(admin
         assert "Nothing was kept." in html
         assert list(Image.objects.values_list("path", flat=True)) == ["before.jpg"]
         assert elapsed < 30, f"the upload waited {elapsed:.0f} s for a storage that is down"
+
+        # embed_images stops with the reason and writes no row.
+        write_photos(tmp_path / "lib", 2, start=143)
+        with pytest.raises(CommandError, match=r"Storage error, the run stopped \(rerun to resume\): could not write"):
+            call_command("embed_images", str(tmp_path / "lib"), verbosity=0)
+        assert Image.objects.count() == 1
 
         # Re-embedding while the store is down stops with a message and marks nothing failed.
         before = Image.objects.get()
@@ -302,7 +308,8 @@ def test_storage_outage_during_upload_is_a_clear_message_and_keeps_nothing(admin
         reverse("admin:gallery_image_add"), {"files": [upload(142, "during.jpg")]}, follow=True
     )
     assert "Added 1 image(s)" in response.content.decode()
-    assert Image.objects.count() == 2
+    call_command("embed_images", str(tmp_path / "lib"), verbosity=0)  # and the folder resumes
+    assert Image.objects.count() == 4
 
 
 def test_objects_are_stored_as_images_whatever_the_uploader_claims(admin_client, seaweedfs, bucket, tmp_path):

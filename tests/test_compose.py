@@ -133,8 +133,7 @@ def test_the_compose_scripts_make_a_streaming_replica(postgres_bin, scratch):
         ).stdout
 
     primary, replica, sockets = scratch / "primary", scratch / "replica", scratch / "sockets"
-    run("mkdir", "-p", str(sockets), str(replica))
-    os.chmod(replica, 0o700) if not run_as else run("chmod", "700", str(replica))
+    run("mkdir", "-m", "700", "-p", str(sockets), str(replica))  # as the PostgreSQL user, who then owns them
     (scratch / "pw").write_text("imagesearch\n")
     run(
         "initdb",

@@ -190,21 +190,38 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
 }
 
+# Prometheus metrics at /metrics (core/metrics.py), off by default: request metrics from
+# django-prometheus's middleware, search latency by kind, images embedded, images by state, the
+# embedding queue's depth. Readable by staff logged in to the admin, or by Prometheus sending
+# "Authorization: Bearer <METRICS_TOKEN>" (empty: staff only). Under gunicorn set
+# PROMETHEUS_MULTIPROC_DIR in the environment too (README, "Metrics").
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=False)
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+if METRICS_ENABLED:
+    MIDDLEWARE = [
+        "django_prometheus.middleware.PrometheusBeforeMiddleware",
+        *MIDDLEWARE,
+        "django_prometheus.middleware.PrometheusAfterMiddleware",
+    ]
+
 # Storage: the file system under MEDIA_ROOT, or S3-compatible object storage (django-storages)
 # when AWS_STORAGE_BUCKET_NAME is set (credentials and endpoint from the usual AWS_* variables).
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# AWS_S3_ADDRESSING_STYLE=path for servers other than AWS (MinIO, SeaweedFS) reached by a host name;
+# STORAGE_TIMEOUT: seconds to connect to and wait for the object store (config/object_storage.py).
 if env.str("AWS_STORAGE_BUCKET_NAME", default=""):
-    STORAGES["default"] = {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
-            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
-            "file_overwrite": False,
-        },
-    }
+    from .object_storage import s3_storage
+
+    STORAGES["default"] = s3_storage(
+        bucket=env.str("AWS_STORAGE_BUCKET_NAME"),
+        endpoint_url=env.str("AWS_S3_ENDPOINT_URL", default=""),
+        addressing_style=env.str("AWS_S3_ADDRESSING_STYLE", default=""),
+        signature_version=env.str("AWS_S3_SIGNATURE_VERSION", default=""),
+        timeout=env.float("STORAGE_TIMEOUT", default=10.0),
+    )
 
 # Uploads (admin and search by image)
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=50 * 1024 * 1024)

@@ -1,4 +1,4 @@
-"""Site-wide system checks: the database connection pool (DATABASE_POOL=1) and read replicas."""
+"""Site-wide system checks: the database connection pool (DATABASE_POOL=1), read replicas, the metrics token."""
 
 from __future__ import annotations
 
@@ -54,3 +54,20 @@ def check_replicas(app_configs=None, **kwargs) -> list[Error]:
                 )
             )
     return errors
+
+
+METRICS_TOKEN_MIN_LENGTH = 32
+
+
+def check_metrics_token(app_configs=None, **kwargs) -> list[Error]:
+    """METRICS_TOKEN opens /metrics to whoever sends it: a short one could be guessed."""
+    token = settings.METRICS_TOKEN
+    if not token or len(token) >= METRICS_TOKEN_MIN_LENGTH:
+        return []
+    return [
+        Error(
+            f"METRICS_TOKEN is {len(token)} characters long; it must be at least {METRICS_TOKEN_MIN_LENGTH}.",
+            hint='Make one with: python -c "import secrets; print(secrets.token_urlsafe(32))", or leave it empty.',
+            id="core.E004",
+        )
+    ]

@@ -10,7 +10,7 @@ from .forms import ImageUploadForm
 from .imaging import UnreadableImage
 from .models import Image
 from .services import DuplicateImage, image_create_from_upload, images_reembed
-from .storage import StorageWriteError
+from .storage import StorageReadError, StorageWriteError
 
 
 @admin.register(Image)
@@ -67,7 +67,7 @@ class ImageAdmin(admin.ModelAdmin):
     def reembed(self, request, queryset):
         try:
             embedded, failed = images_reembed(queryset)
-        except EncoderUnavailable as exc:
+        except (EncoderUnavailable, StorageReadError) as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return
         self.message_user(

@@ -15,8 +15,9 @@ from encoders import embeddings
 
 from . import switch
 from .imaging import DecodedImage, UnreadableImage, decode
+from .metrics import IMAGES_EMBEDDED
 from .models import Image
-from .storage import delete_quietly, image_name, save_once, thumbnail_name
+from .storage import STORAGE_ERRORS, StorageReadError, delete_quietly, image_name, save_once, thumbnail_name
 
 HASH_CHUNK = 1 << 20
 # What an upsert of a known sha256 rewrites: everything but the identity and the creation time.
@@ -126,6 +127,7 @@ def images_upsert(rows: list[dict]) -> None:
             unique_fields=["sha256"],
             update_fields=UPSERT_FIELDS,
         )
+    IMAGES_EMBEDDED.inc(sum(1 for row in rows if row.get("state") == Image.State.EMBEDDED))
 
 
 _NO_VECTORS = {"embedding": None, "encoder": "", "embedding_next": None, "encoder_next": ""}
@@ -175,7 +177,11 @@ def image_create_from_upload(*, file, path: str = "") -> Image:
 
 
 def images_reembed(images) -> tuple[int, int]:
-    """Embed the given images again with the active encoder (and the next one during a switch); returns (embedded, failed)."""
+    """Embed the given images again with the active encoder (and the next one during a switch); returns (embedded, failed).
+
+    A file that is gone or unreadable marks its image failed, with the reason; a storage that does
+    not answer (an object store down) stops the run with StorageReadError, marking nothing.
+    """
     embedded = failed = 0
     for image in images:
         try:
@@ -185,6 +191,10 @@ def images_reembed(images) -> tuple[int, int]:
             Image.objects.filter(pk=image.pk).update(state=Image.State.FAILED, error=str(exc))
             failed += 1
             continue
+        except STORAGE_ERRORS as exc:
+            raise StorageReadError(
+                f"could not read {image.file.name} from storage: {exc}; {embedded} image(s) were re-embedded before it"
+            ) from exc
 
         def write(encoders: switch.Encoders, image=image, decoded=decoded) -> None:
             vectors = switch.one(switch.encode_images([decoded.image], encoders), 0)
@@ -194,4 +204,5 @@ def images_reembed(images) -> tuple[int, int]:
 
         switch.retrying(write)
         embedded += 1
+        IMAGES_EMBEDDED.inc()
     return embedded, failed

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 
 from . import formats
@@ -26,19 +26,41 @@ class StorageWriteError(Exception):
     """The storage refused a write (disk full, permissions, an object store down)."""
 
 
+class StorageReadError(Exception):
+    """The storage could not be read (an object store down or refusing); the files themselves may be fine."""
+
+
+def _storage_errors() -> tuple[type[BaseException], ...]:
+    """What the default storage raises when it fails: OSError, and botocore's errors for S3 storage."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # boto3 is only needed for S3 storage
+        return (OSError,)
+    return (OSError, BotoCoreError, ClientError)
+
+
+STORAGE_ERRORS = _storage_errors()
+
+
+def _reason(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+
+
 def save_once(name: str, content, created: list[str] | None = None) -> str:
     """Save under exactly ``name`` unless it is already there (names come from content, so it is equal).
 
     Names written here are appended to ``created``, so a failed upload can take them back.
     """
-    if default_storage.exists(name):
-        return name
-    if isinstance(content, bytes):
-        content = ContentFile(content)
+    content = ContentFile(content) if isinstance(content, bytes) else File(content)
+    # Object stores serve a file with the type it was stored with, and an upload carries the type
+    # the browser claimed ("text/html" for a file named .jpg, if someone likes): the name decides.
+    content.content_type = formats.served_type(name) or "application/octet-stream"
     try:
+        if default_storage.exists(name):
+            return name
         saved = default_storage.save(name, content)
-    except OSError as exc:
-        raise StorageWriteError(f"could not write {name} to storage: {exc.strerror or exc}") from exc
+    except STORAGE_ERRORS as exc:
+        raise StorageWriteError(f"could not write {name} to storage: {_reason(exc)}") from exc
     if saved != name:
         # Another process wrote the same content under the same name a moment ago: keep one copy.
         default_storage.delete(saved)
@@ -50,7 +72,7 @@ def save_once(name: str, content, created: list[str] | None = None) -> str:
 
 def delete_quietly(names: list[str]) -> None:
     for name in names:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(*STORAGE_ERRORS):
             default_storage.delete(name)
 
 

@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import logging
 import re
+import time
 from typing import Annotated
 
 import pydantic
@@ -27,7 +28,7 @@ from encoders import embeddings
 from gallery.imaging import UnreadableImage
 from gallery.models import Image
 
-from . import selectors, throttle, timing, uploads
+from . import metrics, selectors, throttle, timing, uploads
 from .access import search_allowed
 from .forms import MAX_QUERY_LENGTH
 
@@ -284,10 +285,11 @@ def search_by_image(request, image: File[UploadedFile], params: Form[ImageQuery]
     except pydantic.ValidationError as exc:
         raise HttpError(400, _describe(exc.errors())) from exc
     options = params.options()  # a broken cursor is a 400 before the image costs anything
+    started = time.perf_counter()
     query = uploads.encode(request, image)
-    return _page(
-        request, params, selectors.image_search_by_vector(query.vector, generation=query.generation, **options)
-    )
+    page = selectors.image_search_by_vector(query.vector, generation=query.generation, **options)
+    metrics.observe("image", started)
+    return _page(request, params, page)
 
 
 @decorate_view(timing.with_server_timing)

@@ -55,7 +55,7 @@ from encoders import embeddings
 from gallery import formats, switch
 from gallery.models import Image
 
-from . import timing
+from . import metrics, timing
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -340,7 +340,8 @@ def image_search_by_text(
             generation=encoders.generation,
         )
 
-    return switch.on_active_pair(search)
+    with metrics.timed("text"):
+        return switch.on_active_pair(search)
 
 
 # The next page of the same query reuses its vector: the same vector, the same ranking.
@@ -376,7 +377,8 @@ def image_search_similar(
             generation=encoders.generation,
         )
 
-    return switch.on_active_pair(search)
+    with metrics.timed("similar"):
+        return switch.on_active_pair(search)
 
 
 def embedded_image_get(*, pk: int) -> Image | None:

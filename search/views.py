@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import functools
 import logging
+import time
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
@@ -26,7 +27,7 @@ from encoders.embeddings import EncoderUnavailable
 from gallery.imaging import UnreadableImage
 from gallery.models import Image
 
-from . import selectors, throttle, timing, uploads
+from . import metrics, selectors, throttle, timing, uploads
 from .access import search_allowed
 from .forms import ImageSearchForm, SearchForm, vector_to_token
 
@@ -226,6 +227,7 @@ def _image_search_checked(request, handler):
 
     data = form.cleaned_data
     preview = generation = None
+    started = time.perf_counter()
     try:
         if data["image"]:
             query_image = uploads.encode(request, data["image"])  # Throttled: see _image_search
@@ -262,6 +264,7 @@ def _image_search_checked(request, handler):
     except EncoderUnavailable as exc:  # the encoders were switched between encoding and searching
         context.update(message=_unavailable_message(request, exc), message_kind="error")
         return _render(request, context, status=503)
+    metrics.observe("image", started)
     return _show(request, context, page)
 
 

@@ -6,10 +6,11 @@ from django.utils.html import format_html
 
 from encoders.embeddings import EncoderUnavailable
 
+from . import background
 from .forms import ImageUploadForm
 from .imaging import UnreadableImage
 from .models import Image
-from .services import DuplicateImage, image_create_from_upload, images_reembed
+from .services import DuplicateImage, image_create_from_upload, image_store_pending_from_upload, images_reembed
 from .storage import StorageWriteError
 
 
@@ -21,7 +22,8 @@ class ImageAdmin(admin.ModelAdmin):
     list_filter = ["state", "encoder", "format"]
     search_fields = ["path", "sha256"]
     list_per_page = 50
-    actions = ["reembed"]
+    actions = ["reembed", "embed_in_background"]
+    change_list_template = "admin/gallery/image/change_list.html"
 
     # The change form: everything is derived from the file, so read-only
     readonly_fields = [
@@ -37,6 +39,7 @@ class ImageAdmin(admin.ModelAdmin):
         "state",
         "error",
         "encoder",
+        "attempts",
         "created_at",
         "updated_at",
     ]
@@ -76,6 +79,31 @@ class ImageAdmin(admin.ModelAdmin):
             messages.SUCCESS if not failed else messages.WARNING,
         )
 
+    @admin.action(
+        description="Embed the selected pending or failed images again, on the workers", permissions=["change"]
+    )
+    def embed_in_background(self, request, queryset):
+        if not background.enabled():
+            self.message_user(request, "No task queue is set up (CELERY_BROKER_URL).", messages.ERROR)
+            return
+        try:
+            count = background.requeue(queryset)
+        except background.EnqueueError as exc:
+            self.message_user(request, f"The images are pending, but {exc}.", messages.ERROR)
+            return
+        self.message_user(request, f"Queued {count} image(s) for the workers.", messages.SUCCESS)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not background.enabled():
+            actions.pop("embed_in_background", None)
+        return actions
+
+    def changelist_view(self, request, extra_context=None):
+        """The list, headed by the embedding progress: counts, images/s, and the latest failures."""
+        extra_context = {**(extra_context or {}), "embedding": background.progress(failures=5)}
+        return super().changelist_view(request, extra_context=extra_context)
+
     def add_view(self, request, form_url="", extra_context=None):
         """Upload many files at once; each is validated, stored, thumbnailed and embedded."""
         if not self.has_add_permission(request):
@@ -95,10 +123,13 @@ class ImageAdmin(admin.ModelAdmin):
         return TemplateResponse(request, self.upload_template, context)
 
     def _save_uploads(self, request, files):
-        added = 0
+        """Each file stored and embedded here; with a broker, stored here and embedded by the workers."""
+        in_background = background.enabled()
+        create = image_store_pending_from_upload if in_background else image_create_from_upload
+        added: list[int] = []
         for upload in files:
             try:
-                image = image_create_from_upload(file=upload, path=upload.name)
+                image = create(file=upload, path=upload.name)
             except UnreadableImage as exc:
                 self.message_user(request, f"“{upload.name}” was not added: {exc}.", messages.ERROR)
             except DuplicateImage as exc:
@@ -106,10 +137,28 @@ class ImageAdmin(admin.ModelAdmin):
             except StorageWriteError as exc:
                 self.message_user(request, f"“{upload.name}” was not added: {exc}. Nothing was kept.", messages.ERROR)
             else:
-                added += 1
+                added.append(image.pk)
                 if image.state == Image.State.FAILED:
                     self.message_user(
                         request, f"“{upload.name}” was stored but not embedded: {image.error}", messages.WARNING
                     )
-        if added:
-            self.message_user(request, f"Added {added} image(s).", messages.SUCCESS)
+        if not added:
+            return
+        if not in_background:
+            self.message_user(request, f"Added {len(added)} image(s).", messages.SUCCESS)
+            return
+        try:
+            background.enqueue(added)
+        except background.EnqueueError as exc:
+            self.message_user(
+                request,
+                f"Added {len(added)} image(s), but {exc}: they stay pending until queued again "
+                "(the “Embed … on the workers” action).",
+                messages.WARNING,
+            )
+            return
+        self.message_user(
+            request,
+            f"Added {len(added)} image(s); the workers are embedding them (progress above the list).",
+            messages.SUCCESS,
+        )

@@ -7,12 +7,12 @@ import hashlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from encoders import embeddings
 
-from .imaging import DecodedImage, UnreadableImage, decode
+from .imaging import DecodedImage, UnreadableImage, decode, probe
 from .models import Image
 from .storage import delete_quietly, image_name, save_once, thumbnail_name
 
@@ -143,6 +143,43 @@ def image_create_from_upload(*, file, path: str = "") -> Image:
         delete_quietly(created)
         raise
     return Image.objects.get(sha256=sha)
+
+
+def image_store_pending_from_upload(*, file, path: str = "") -> Image:
+    """Check and store one uploaded file for a worker to embed: a "pending" row, no vector yet.
+
+    What the admin upload does when a broker is set (gallery/background.py): only the header is read
+    (format and size; a file that is not an image is refused here), so a request with hundreds of
+    photos answers at once. The worker decodes, makes the thumbnail and embeds. Raises UnreadableImage
+    or DuplicateImage, as image_create_from_upload does.
+    """
+    sha = sha256_of(file)
+    existing = Image.objects.filter(sha256=sha).first()
+    if existing is not None:
+        raise DuplicateImage(existing)
+    fmt, width, height = probe(file)
+    created: list[str] = []
+    try:
+        name = save_once(image_name(sha, fmt), file, created)
+        with transaction.atomic():
+            return Image.objects.create(
+                sha256=sha,
+                file=name,
+                path=path or getattr(file, "name", ""),
+                width=width,
+                height=height,
+                format=fmt,
+                byte_size=file.size,
+                taken_at=timezone.now(),  # until the worker finds an EXIF date
+                state=Image.State.PENDING,
+            )
+    except IntegrityError:
+        # The same content uploaded at the same moment by another request: one row, which uses the
+        # same stored file (its name comes from the content), so nothing is deleted.
+        raise DuplicateImage(Image.objects.get(sha256=sha)) from None
+    except BaseException:
+        delete_quietly(created)
+        raise
 
 
 def images_reembed(images) -> tuple[int, int]:

@@ -121,6 +121,8 @@ def _attempt(rows: list[Image], counts: dict[str, int]) -> None:
             counts["skipped"] += 1
             return
         if rows[0].attempts > MAX_WORKER_DEATHS:
+            # This attempt is not a death: attempts keeps counting deaths only.
+            Image.objects.filter(pk=rows[0].pk).update(attempts=F("attempts") - 1)
             _fail(rows[0], DIED_TWICE, counts)
             return
     try:

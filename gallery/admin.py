@@ -101,7 +101,9 @@ class ImageAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         """The list, headed by the embedding progress: counts, images/s, and the latest failures."""
-        extra_context = {**(extra_context or {}), "embedding": background.progress(failures=5)}
+        # The latest failures on the plain list only: a filtered or searched list shows just what it found.
+        failures = 0 if request.GET else 5
+        extra_context = {**(extra_context or {}), "embedding": background.progress(failures=failures)}
         return super().changelist_view(request, extra_context=extra_context)
 
     def add_view(self, request, form_url="", extra_context=None):

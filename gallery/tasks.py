@@ -1,9 +1,14 @@
 """Celery tasks (found by config/celery.py's autodiscovery); the work itself is in gallery/background.py."""
 
+import os
+
 from celery import shared_task
 from django.db import DatabaseError
 
 from .storage import StorageWriteError
+
+# As embed_images does for itself (bench/README.md, "Ingestion"): set before torch loads, in the first task.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 # Late ack and reject-on-worker-lost come from the settings (CELERY_TASK_*); a database or storage

@@ -360,3 +360,14 @@ def test_a_broker_that_is_down_keeps_the_upload_pending_and_says_so(admin_client
         html.find("messagelist") :
     ][:800]
     assert Image.objects.get().state == "pending"
+
+
+def test_check_names_a_broker_that_is_not_redis():
+    from gallery.checks import check_gallery_settings
+
+    with override_settings(CELERY_BROKER_URL="amqp://guest@localhost//"):
+        assert [error.id for error in check_gallery_settings()] == ["gallery.E010"]
+    with override_settings(CELERY_BROKER_URL="redis://localhost:6379/0", EMBED_QUEUE=" "):
+        assert [error.id for error in check_gallery_settings()] == ["gallery.E011"]
+    with override_settings(CELERY_BROKER_URL=""):
+        assert check_gallery_settings() == []

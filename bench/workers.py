@@ -9,7 +9,8 @@ full-size stand-in encoders (`make_standin_encoders --full-size`):
   worker_c2_ips    the same with `-c 2` (two worker processes, OMP_NUM_THREADS=cores/2 each)
   upload_answer_s  the admin upload of --upload-count photos with a broker set, from the request to
                    its answer (Django's test client: the multipart body is encoded beforehand, so this
-                   is the server's time, not the network's); no worker runs meanwhile
+                   is the server's time, not the network's; the upload form is opened first, as a
+                   person does, so URLs and views are loaded); no worker runs meanwhile
 
 Every worker embeds a warm-up batch before its clock starts (the encoder loads in its first task),
 as bench/ingest.py loads the encoder before its clock. Prints one JSON line.
@@ -146,6 +147,8 @@ def measure_upload(paths: list[Path]) -> float:
     client.force_login(user)
     files = [SimpleUploadedFile(p.name, p.read_bytes(), "image/jpeg") for p in paths]
     body = encode_multipart("BenchBoundary", {"files": files})
+    # A running server has its URLs and views loaded: the upload form first, as a person opens it.
+    assert client.get(reverse("admin:gallery_image_add")).status_code == 200
     started = time.perf_counter()
     response = client.post(
         reverse("admin:gallery_image_add"), body, content_type="multipart/form-data; boundary=BenchBoundary"
@@ -165,6 +168,7 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=FULL_SIZE_ENCODERS, help="the full-size stand-in encoders")
     parser.add_argument("--photos", type=Path, default=ROOT / "var" / "bench" / "photos")
     args = parser.parse_args()
+    load_at_start = round(os.getloadavg()[0], 2)
     encoders = full_size_encoders(args.models)
     width, height = map(int, args.size.split("x"))
     folder = args.photos / f"{width}x{height}-{args.count}"
@@ -215,6 +219,8 @@ def main() -> None:
                     "mean_file_mb": round(sum(p.stat().st_size for p in paths) / len(paths) / 1e6, 2),
                     "batch_size": args.batch_size,
                     "cpu_count": os.cpu_count(),
+                    # The machine is shared: a load well above 0 at the start means other work competed.
+                    "loadavg_1min_at_start": load_at_start,
                     "backend": settings.EMBEDDING_BACKEND,
                 }
             )

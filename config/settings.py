@@ -244,6 +244,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": max(1, env.int("CELERY_VISIBILITY_TIMEOUT", default=600) // 10),
     "unacked_restore_throttle": 1,
 }
+# A task (a batch of EMBED_TASK_BATCH images) still running after this many seconds has its worker
+# process killed and the batch handed back, like a crash (a decoder that hangs on a file); it must be
+# well under CELERY_VISIBILITY_TIMEOUT and above the slowest batch (bench/README.md, "Background embedding").
+CELERY_TASK_TIME_LIMIT = env.int("EMBED_TASK_TIME_LIMIT", default=300)
+CELERY_TASK_ACKS_ON_TIMEOUT = False
 # A web request that enqueues never waits long for a broker that is down: it says so instead.
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}

@@ -10,7 +10,7 @@ from . import background
 from .forms import ImageUploadForm
 from .imaging import UnreadableImage
 from .models import Image
-from .services import DuplicateImage, image_create_from_upload, image_store_pending_from_upload, images_reembed
+from .services import DuplicateImage, image_create_from_upload, images_reembed, images_store_pending_from_uploads
 from .storage import StorageWriteError
 
 
@@ -106,6 +106,14 @@ class ImageAdmin(admin.ModelAdmin):
         extra_context = {**(extra_context or {}), "embedding": background.progress(failures=failures)}
         return super().changelist_view(request, extra_context=extra_context)
 
+    @staticmethod
+    def _create(upload):
+        """(upload, its embedded Image or why it was not added), embedding here."""
+        try:
+            return upload, image_create_from_upload(file=upload, path=upload.name)
+        except (UnreadableImage, DuplicateImage, StorageWriteError) as exc:
+            return upload, exc
+
     def add_view(self, request, form_url="", extra_context=None):
         """Upload many files at once; each is validated, stored, thumbnailed and embedded."""
         if not self.has_add_permission(request):
@@ -127,22 +135,29 @@ class ImageAdmin(admin.ModelAdmin):
     def _save_uploads(self, request, files):
         """Each file stored and embedded here; with a broker, stored here and embedded by the workers."""
         in_background = background.enabled()
-        create = image_store_pending_from_upload if in_background else image_create_from_upload
-        added: list[int] = []
-        for upload in files:
+        if in_background:
             try:
-                image = create(file=upload, path=upload.name)
-            except UnreadableImage as exc:
-                self.message_user(request, f"“{upload.name}” was not added: {exc}.", messages.ERROR)
-            except DuplicateImage as exc:
-                self.message_user(request, f"“{upload.name}” was not added: it is {exc}.", messages.WARNING)
+                outcomes = images_store_pending_from_uploads(files)
             except StorageWriteError as exc:
-                self.message_user(request, f"“{upload.name}” was not added: {exc}. Nothing was kept.", messages.ERROR)
+                self.message_user(request, f"Nothing was added: {exc}. Nothing was kept.", messages.ERROR)
+                return
+        else:
+            outcomes = (self._create(upload) for upload in files)
+        added: list[int] = []
+        for upload, outcome in outcomes:
+            if isinstance(outcome, UnreadableImage):
+                self.message_user(request, f"“{upload.name}” was not added: {outcome}.", messages.ERROR)
+            elif isinstance(outcome, DuplicateImage):
+                self.message_user(request, f"“{upload.name}” was not added: it is {outcome}.", messages.WARNING)
+            elif isinstance(outcome, StorageWriteError):
+                self.message_user(
+                    request, f"“{upload.name}” was not added: {outcome}. Nothing was kept.", messages.ERROR
+                )
             else:
-                added.append(image.pk)
-                if image.state == Image.State.FAILED:
+                added.append(outcome.pk)
+                if outcome.state == Image.State.FAILED:
                     self.message_user(
-                        request, f"“{upload.name}” was stored but not embedded: {image.error}", messages.WARNING
+                        request, f"“{upload.name}” was stored but not embedded: {outcome.error}", messages.WARNING
                     )
         if not added:
             return

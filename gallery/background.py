@@ -38,9 +38,13 @@ from .storage import save_once, thumbnail_name
 logger = logging.getLogger(__name__)
 
 # A worker that died this many times on an image (a decoder or encoder that crashes the process on
-# it) has the image marked failed instead of being handed it again.
+# it, or hangs it until the task's time limit kills it) has the image marked failed instead of being
+# handed it again.
 MAX_WORKER_DEATHS = 2
-DIED_TWICE = "the worker embedding it died twice (the file crashes the decoder or the encoder); not retried"
+DIED_TWICE = (
+    "the worker embedding it died twice (it crashed, or ran past EMBED_TASK_TIME_LIMIT: the file may crash "
+    "or hang the decoder); not retried"
+)
 # Progress: images/s is measured over this many seconds.
 RATE_WINDOW = 60
 
@@ -77,7 +81,11 @@ def enqueue(ids: Sequence[int], *, queue: str | None = None, batch_size: int | N
     try:
         with embed_batch.app.producer_or_acquire() as producer:
             for chunk in _chunks(ids, batch_size or settings.EMBED_TASK_BATCH):
-                embed_batch.apply_async(args=[chunk], queue=queue, producer=producer, retry=True)
+                # No time limit in the message: each worker applies its own EMBED_TASK_TIME_LIMIT (a GPU
+                # fleet may set a shorter one than the web that sends).
+                embed_batch.apply_async(
+                    args=[chunk], queue=queue, producer=producer, retry=True, time_limit=None, soft_time_limit=None
+                )
                 sent += 1
     except (OperationalError, OSError) as exc:
         raise EnqueueError(f"the task queue ({queue}) could not be reached: {exc}") from exc
@@ -102,9 +110,11 @@ def embed_stored(ids: Sequence[int]) -> dict[str, int]:
     if not rows:
         return counts
     if all(row.attempts == 0 for row in rows):
+        logger.info("embedding %d images", len(rows))
         _attempt(rows, counts)
         return counts
     # A worker died holding this batch: one image at a time, so only the culprit pays.
+    logger.warning("a worker died holding these %d images: embedding them one at a time", len(rows))
     for row in rows:
         _attempt([row], counts)
     return counts
@@ -127,9 +137,16 @@ def _attempt(rows: list[Image], counts: dict[str, int]) -> None:
             return
     try:
         _embed(rows, counts)
-    finally:
-        # Reached only while the process lives: this attempt did not kill its worker.
-        Image.objects.filter(pk__in=ids, attempts__gt=0).update(attempts=F("attempts") - 1)
+    except Exception:
+        _survived(ids)
+        raise
+    _survived(ids)
+
+
+def _survived(ids: list[int]) -> None:
+    """This attempt did not kill its worker: take it back. Not on SystemExit and the like: a worker
+    stopped by its time limit gets SIGTERM (raising SystemExit in it) before SIGKILL, and that counts."""
+    Image.objects.filter(pk__in=ids, attempts__gt=0).update(attempts=F("attempts") - 1)
 
 
 def _fail(row: Image, reason: str, counts: dict[str, int]) -> None:

@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from encoders import embeddings
@@ -145,27 +145,38 @@ def image_create_from_upload(*, file, path: str = "") -> Image:
     return Image.objects.get(sha256=sha)
 
 
-def image_store_pending_from_upload(*, file, path: str = "") -> Image:
-    """Check and store one uploaded file for a worker to embed: a "pending" row, no vector yet.
+def images_store_pending_from_uploads(files) -> list[tuple[object, Image | Exception]]:
+    """Check and store uploaded files for the workers to embed: "pending" rows, no vectors yet.
 
-    What the admin upload does when a broker is set (gallery/background.py): only the header is read
-    (format and size; a file that is not an image is refused here), so a request with hundreds of
-    photos answers at once. The worker decodes, makes the thumbnail and embeds. Raises UnreadableImage
-    or DuplicateImage, as image_create_from_upload does.
+    What the admin upload does when a broker is set (gallery/background.py): only each file's header
+    is read (format and size; a file that is not an image is refused here), and the rows are written
+    by one query, so a request with hundreds of photos answers at once (bench/README.md, "Background
+    embedding"). The worker decodes, makes the thumbnail and embeds. Returns, for each file in order,
+    its pending Image or the UnreadableImage / DuplicateImage that kept it out, as
+    image_create_from_upload would raise; a storage or database error stops it all (StorageWriteError,
+    DatabaseError), with the files it wrote taken back.
     """
-    sha = sha256_of(file)
-    existing = Image.objects.filter(sha256=sha).first()
-    if existing is not None:
-        raise DuplicateImage(existing)
-    fmt, width, height = probe(file)
+    hashes = [sha256_of(file) for file in files]
+    known = {image.sha256: image for image in Image.objects.filter(sha256__in=hashes)}
+    outcomes: list[tuple[object, Image | Exception]] = []
+    rows: dict[str, Image] = {}
     created: list[str] = []
     try:
-        name = save_once(image_name(sha, fmt), file, created)
-        with transaction.atomic():
-            return Image.objects.create(
+        for file, sha in zip(files, hashes, strict=True):
+            path = getattr(file, "name", "")
+            twin = known.get(sha) or rows.get(sha)
+            if twin is not None:
+                outcomes.append((file, DuplicateImage(twin)))
+                continue
+            try:
+                fmt, width, height = probe(file)
+            except UnreadableImage as exc:
+                outcomes.append((file, exc))
+                continue
+            rows[sha] = Image(
                 sha256=sha,
-                file=name,
-                path=path or getattr(file, "name", ""),
+                file=save_once(image_name(sha, fmt), file, created),
+                path=path,
                 width=width,
                 height=height,
                 format=fmt,
@@ -173,13 +184,25 @@ def image_store_pending_from_upload(*, file, path: str = "") -> Image:
                 taken_at=timezone.now(),  # until the worker finds an EXIF date
                 state=Image.State.PENDING,
             )
-    except IntegrityError:
-        # The same content uploaded at the same moment by another request: one row, which uses the
-        # same stored file (its name comes from the content), so nothing is deleted.
-        raise DuplicateImage(Image.objects.get(sha256=sha)) from None
+            outcomes.append((file, rows[sha]))
+        with transaction.atomic():
+            # Never over an existing row: the same content uploaded at this moment by another request.
+            Image.objects.bulk_create(sorted(rows.values(), key=lambda row: row.sha256), ignore_conflicts=True)
     except BaseException:
         delete_quietly(created)
         raise
+    stored = {image.sha256: image for image in Image.objects.filter(sha256__in=list(rows))}
+    result = []
+    for file, outcome in outcomes:
+        if isinstance(outcome, Image) and outcome.pk is None:
+            saved = stored[outcome.sha256]
+            # Another request's row for the same content (and the same stored file: its name comes
+            # from the content, so nothing is deleted) is a duplicate, as it would be a moment later.
+            outcome = (
+                saved if saved.path == outcome.path and saved.state == Image.State.PENDING else DuplicateImage(saved)
+            )
+        result.append((file, outcome))
+    return result
 
 
 def images_reembed(images) -> tuple[int, int]:

@@ -31,7 +31,7 @@ from gallery import background
 from gallery.models import Image
 from tests.conftest import ROOT
 from tests.factories import photo, upload, write_photos
-from tests.gallery.troublesome import KILL_MARKER
+from tests.gallery.troublesome import HANG_MARKER, KILL_MARKER
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -141,8 +141,8 @@ def worker_env(broker_url: str, **extra: str) -> dict:
         CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT),
         TEST_EMBED_DECODE_FUNCTION="tests.gallery.troublesome.decode_or_die",
         PYTHONUNBUFFERED="1",
-        **extra,
     )
+    env.update(extra)
     return env
 
 
@@ -217,11 +217,13 @@ def test_upload_answers_with_pending_rows_that_a_worker_then_embeds(broker, admi
     from encoders import embeddings
     from gallery.imaging import decode
 
-    files = [upload(seed, f"p{seed}.jpg") for seed in range(5)] + [upload(b"not an image", "notes.jpg")]
+    files = [upload(seed, f"p{seed}.jpg") for seed in range(5)]
+    files += [upload(b"not an image", "notes.jpg"), upload(1, "again.jpg")]
     response = admin_client.post(reverse("admin:gallery_image_add"), {"files": files}, follow=True)
     html = response.content.decode()
     assert "Added 5 image(s); the workers are embedding them" in html
     assert "“notes.jpg” was not added: not an image" in html
+    assert "“again.jpg” was not added: it is already in the collection as p1.jpg" in html
     # No worker runs yet: the answer came before any embedding, and the work waits in the queue.
     images = list(Image.objects.order_by("path"))
     assert [image.state for image in images] == ["pending"] * 5
@@ -308,6 +310,33 @@ def test_a_file_that_kills_its_worker_twice_is_marked_failed_and_the_rest_embedd
     assert worker.process.poll() is None  # and the worker lives on, with a fresh pool process
     progress = admin_client.get("/api/embedding").json()
     assert progress["failed"] == 1 and progress["failures"][0]["error"] == background.DIED_TWICE
+
+
+def test_a_file_that_hangs_its_worker_is_stopped_by_the_time_limit_and_marked_failed(broker, tmp_path, admin_client):
+    # Its own worker and queue, with a short time limit (the module's worker keeps the default).
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    hanging = Worker(broker, logs, queue="slowqueue", EMBED_TASK_TIME_LIMIT="10", CELERY_VISIBILITY_TIMEOUT="60")
+    try:
+        stuck = io.BytesIO()
+        photo(8).save(stuck, "JPEG", comment=HANG_MARKER)
+        # Alone: the time limit is per batch, and a batch-mate's first task in a fresh pool process
+        # (loading the encoder) on a busy machine could run past these short 10 s too.
+        files = [upload(stuck.getvalue(), "stuck.jpg")]
+        with override_settings(EMBED_QUEUE="slowqueue"):
+            admin_client.post(reverse("admin:gallery_image_add"), {"files": files})
+        wait_for(
+            lambda: not Image.objects.filter(state="pending").exists(),
+            seconds=180,
+            what="the batch settled",
+            logs=[hanging.log],
+        )
+        log = hanging.log.read_text()
+    finally:
+        hanging.stop()
+    failed = Image.objects.get(path="stuck.jpg")
+    assert failed.state == "failed" and failed.error == background.DIED_TWICE and failed.attempts == 2
+    assert log.count("Hard time limit (10") >= 2, log[-3000:]
 
 
 def test_sigkill_a_worker_mid_batch_and_another_redoes_it(broker, tmp_path):

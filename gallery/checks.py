@@ -76,6 +76,16 @@ def _background() -> list[Error]:
         )
     if not settings.EMBED_QUEUE.strip():
         errors.append(Error("EMBED_QUEUE must name a queue (default embed).", id="gallery.E011"))
+    limit = settings.CELERY_TASK_TIME_LIMIT
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    if not (isinstance(limit, int) and isinstance(visibility, int) and 0 < limit < visibility):
+        errors.append(
+            Error(
+                f"EMBED_TASK_TIME_LIMIT ({limit}) must be above 0 and below CELERY_VISIBILITY_TIMEOUT ({visibility}).",
+                hint="Otherwise Redis hands a batch that is still running to a second worker.",
+                id="gallery.E012",
+            )
+        )
     return errors
 
 

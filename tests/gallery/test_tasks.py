@@ -398,5 +398,7 @@ def test_check_names_a_broker_that_is_not_redis():
         assert [error.id for error in check_gallery_settings()] == ["gallery.E010"]
     with override_settings(CELERY_BROKER_URL="redis://localhost:6379/0", EMBED_QUEUE=" "):
         assert [error.id for error in check_gallery_settings()] == ["gallery.E011"]
+    with override_settings(CELERY_BROKER_URL="redis://localhost:6379/0", CELERY_TASK_TIME_LIMIT=900):
+        assert [error.id for error in check_gallery_settings()] == ["gallery.E012"]
     with override_settings(CELERY_BROKER_URL=""):
         assert check_gallery_settings() == []

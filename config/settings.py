@@ -260,3 +260,43 @@ VECTOR_STORAGE = env.str("VECTOR_STORAGE", default="halfvec")
 # Memory (a PostgreSQL size: 1GB, 512MB) and parallel workers PostgreSQL may use to build the HNSW index.
 HNSW_BUILD_MEMORY = env.str("HNSW_BUILD_MEMORY", default="1GB")
 HNSW_BUILD_WORKERS = env.int("HNSW_BUILD_WORKERS", default=2)
+
+# Background embedding (Celery workers). Empty CELERY_BROKER_URL (the default): no broker, uploads and
+# embed_images embed in-process as always. Set (redis://host:6379/0): the admin upload stores files and
+# answers at once, `embed_images --queue` enqueues, and `celery -A config worker -Q embed` embeds.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+# The queue uploads and `embed_images --queue` send to; a GPU fleet can listen on its own (`-Q gpu`).
+EMBED_QUEUE = env.str("EMBED_QUEUE", default="embed")
+# Images per task: one encoder batch on a worker.
+EMBED_TASK_BATCH = env.int("EMBED_TASK_BATCH", default=32)
+# How images are decoded on a worker (a dotted path; tests swap in one that crashes on a marked file).
+EMBED_DECODE_FUNCTION = "gallery.imaging.decode"
+# Nothing lost, nothing doubled: a task is acknowledged only once it is done (a worker that dies gives
+# its batch back), one task at a time per worker process, JSON only, no result store (state is the row).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_DEFAULT_QUEUE = EMBED_QUEUE
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis redelivers a batch whose worker vanished (SIGKILL, a lost machine) once this many seconds have
+# passed since it was handed out; it must exceed the longest a batch can take (queued behind one other
+# on a worker, then embedded: seconds on a GPU, under a minute on a CPU), or a slow batch runs twice
+# (harmless, but wasted). 600 s: a dead worker's batch is redone within about ten minutes.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600),
+    # Look for abandoned batches every visibility_timeout/10 seconds rather than kombu's 100.
+    "unacked_restore_interval": max(1, env.int("CELERY_VISIBILITY_TIMEOUT", default=600) // 10),
+    "unacked_restore_throttle": 1,
+}
+# A task (a batch of EMBED_TASK_BATCH images) still running after this many seconds has its worker
+# process killed and the batch handed back, like a crash (a decoder that hangs on a file); it must be
+# well under CELERY_VISIBILITY_TIMEOUT and above the slowest batch (bench/README.md, "Background embedding").
+CELERY_TASK_TIME_LIMIT = env.int("EMBED_TASK_TIME_LIMIT", default=300)
+CELERY_TASK_ACKS_ON_TIMEOUT = False
+# A web request that enqueues never waits long for a broker that is down: it says so instead.
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}

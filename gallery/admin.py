@@ -6,10 +6,11 @@ from django.utils.html import format_html
 
 from encoders.embeddings import EncoderUnavailable
 
+from . import background
 from .forms import ImageUploadForm
 from .imaging import UnreadableImage
 from .models import Image
-from .services import DuplicateImage, image_create_from_upload, images_reembed
+from .services import DuplicateImage, image_create_from_upload, images_reembed, images_store_pending_from_uploads
 from .storage import StorageReadError, StorageWriteError
 
 
@@ -21,7 +22,8 @@ class ImageAdmin(admin.ModelAdmin):
     list_filter = ["state", "encoder", "format"]
     search_fields = ["path", "sha256"]
     list_per_page = 50
-    actions = ["reembed"]
+    actions = ["reembed", "embed_in_background"]
+    change_list_template = "admin/gallery/image/change_list.html"
 
     # The change form: everything is derived from the file, so read-only
     readonly_fields = [
@@ -37,6 +39,7 @@ class ImageAdmin(admin.ModelAdmin):
         "state",
         "error",
         "encoder",
+        "attempts",
         "created_at",
         "updated_at",
     ]
@@ -76,6 +79,41 @@ class ImageAdmin(admin.ModelAdmin):
             messages.SUCCESS if not failed else messages.WARNING,
         )
 
+    @admin.action(
+        description="Embed the selected pending or failed images again, on the workers", permissions=["change"]
+    )
+    def embed_in_background(self, request, queryset):
+        if not background.enabled():
+            self.message_user(request, "No task queue is set up (CELERY_BROKER_URL).", messages.ERROR)
+            return
+        try:
+            count = background.requeue(queryset)
+        except background.EnqueueError as exc:
+            self.message_user(request, f"The images are pending, but {exc}.", messages.ERROR)
+            return
+        self.message_user(request, f"Queued {count} image(s) for the workers.", messages.SUCCESS)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not background.enabled():
+            actions.pop("embed_in_background", None)
+        return actions
+
+    def changelist_view(self, request, extra_context=None):
+        """The list, headed by the embedding progress: counts, images/s, and the latest failures."""
+        # The latest failures on the plain list only: a filtered or searched list shows just what it found.
+        failures = 0 if request.GET else 5
+        extra_context = {**(extra_context or {}), "embedding": background.progress(failures=failures)}
+        return super().changelist_view(request, extra_context=extra_context)
+
+    @staticmethod
+    def _create(upload):
+        """(upload, its embedded Image or why it was not added), embedding here."""
+        try:
+            return upload, image_create_from_upload(file=upload, path=upload.name)
+        except (UnreadableImage, DuplicateImage, StorageWriteError) as exc:
+            return upload, exc
+
     def add_view(self, request, form_url="", extra_context=None):
         """Upload many files at once; each is validated, stored, thumbnailed and embedded."""
         if not self.has_add_permission(request):
@@ -95,21 +133,49 @@ class ImageAdmin(admin.ModelAdmin):
         return TemplateResponse(request, self.upload_template, context)
 
     def _save_uploads(self, request, files):
-        added = 0
-        for upload in files:
+        """Each file stored and embedded here; with a broker, stored here and embedded by the workers."""
+        in_background = background.enabled()
+        if in_background:
             try:
-                image = image_create_from_upload(file=upload, path=upload.name)
-            except UnreadableImage as exc:
-                self.message_user(request, f"“{upload.name}” was not added: {exc}.", messages.ERROR)
-            except DuplicateImage as exc:
-                self.message_user(request, f"“{upload.name}” was not added: it is {exc}.", messages.WARNING)
+                outcomes = images_store_pending_from_uploads(files)
             except StorageWriteError as exc:
-                self.message_user(request, f"“{upload.name}” was not added: {exc}. Nothing was kept.", messages.ERROR)
+                self.message_user(request, f"Nothing was added: {exc}. Nothing was kept.", messages.ERROR)
+                return
+        else:
+            outcomes = (self._create(upload) for upload in files)
+        added: list[int] = []
+        for upload, outcome in outcomes:
+            if isinstance(outcome, UnreadableImage):
+                self.message_user(request, f"“{upload.name}” was not added: {outcome}.", messages.ERROR)
+            elif isinstance(outcome, DuplicateImage):
+                self.message_user(request, f"“{upload.name}” was not added: it is {outcome}.", messages.WARNING)
+            elif isinstance(outcome, StorageWriteError):
+                self.message_user(
+                    request, f"“{upload.name}” was not added: {outcome}. Nothing was kept.", messages.ERROR
+                )
             else:
-                added += 1
-                if image.state == Image.State.FAILED:
+                added.append(outcome.pk)
+                if outcome.state == Image.State.FAILED:
                     self.message_user(
-                        request, f"“{upload.name}” was stored but not embedded: {image.error}", messages.WARNING
+                        request, f"“{upload.name}” was stored but not embedded: {outcome.error}", messages.WARNING
                     )
-        if added:
-            self.message_user(request, f"Added {added} image(s).", messages.SUCCESS)
+        if not added:
+            return
+        if not in_background:
+            self.message_user(request, f"Added {len(added)} image(s).", messages.SUCCESS)
+            return
+        try:
+            background.enqueue(added)
+        except background.EnqueueError as exc:
+            self.message_user(
+                request,
+                f"Added {len(added)} image(s), but {exc}: they stay pending until queued again "
+                "(the “Embed … on the workers” action).",
+                messages.WARNING,
+            )
+            return
+        self.message_user(
+            request,
+            f"Added {len(added)} image(s); the workers are embedding them (progress above the list).",
+            messages.SUCCESS,
+        )

@@ -54,7 +54,39 @@ def check_gallery_settings(app_configs=None, **kwargs) -> list[Error]:
         *whole_number("IMAGE_MAX_PIXELS", settings.IMAGE_MAX_PIXELS, low=1, id="gallery.E006"),
         *whole_number("UPLOAD_MAX_BYTES", settings.UPLOAD_MAX_BYTES, low=1, id="gallery.E007"),
         *seconds("INGEST_FILE_TIMEOUT", settings.INGEST_FILE_TIMEOUT, id="gallery.E008"),
+        *whole_number("EMBED_TASK_BATCH", settings.EMBED_TASK_BATCH, low=1, id="gallery.E009"),
+        *_background(),
     ]
+
+
+def _background() -> list[Error]:
+    """The broker URL names a transport Celery has, and the queue has a name (only with a broker)."""
+    url = settings.CELERY_BROKER_URL
+    if not url:
+        return []
+    errors = []
+    scheme = url.partition("://")[0]
+    if scheme not in ("redis", "rediss", "redis+socket", "sentinel"):
+        errors.append(
+            Error(
+                f"CELERY_BROKER_URL must be a Redis URL (redis://, rediss://, redis+socket://), not {url!r}.",
+                hint="The workers are tested with Redis; leave it empty to embed in-process.",
+                id="gallery.E010",
+            )
+        )
+    if not settings.EMBED_QUEUE.strip():
+        errors.append(Error("EMBED_QUEUE must name a queue (default embed).", id="gallery.E011"))
+    limit = settings.CELERY_TASK_TIME_LIMIT
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    if not (isinstance(limit, int) and isinstance(visibility, int) and 0 < limit < visibility):
+        errors.append(
+            Error(
+                f"EMBED_TASK_TIME_LIMIT ({limit}) must be above 0 and below CELERY_VISIBILITY_TIMEOUT ({visibility}).",
+                hint="Otherwise Redis hands a batch that is still running to a second worker.",
+                id="gallery.E012",
+            )
+        )
+    return errors
 
 
 def _vector_type() -> list[Error]:

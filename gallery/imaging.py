@@ -110,6 +110,41 @@ def decode(source: BinaryIO | str, *, thumbnail_size: int | None = None, max_pix
     )
 
 
+def probe(source: BinaryIO | str, *, max_pixels: int | None = None) -> tuple[str, int, int]:
+    """(format, width, height) from the file's header alone, without decoding its pixels: a quick check.
+
+    What the background upload does before it answers (the worker decodes fully later, and marks the
+    image failed with the reason when the pixels turn out broken). Raises UnreadableImage.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if max_pixels is None:
+        from django.conf import settings
+
+        max_pixels = settings.IMAGE_MAX_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    register_plugins()
+    try:
+        with Image.open(source) as pil:
+            fmt, (width, height) = pil.format or "", pil.size
+            if pil.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+                width, height = height, width
+    except Image.DecompressionBombError as exc:
+        raise UnreadableImage(f"too many pixels (the limit is IMAGE_MAX_PIXELS={max_pixels}): {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise UnreadableImage("not an image, or in a format this server cannot read") from exc
+    except Exception as exc:  # a header broken in any way
+        raise UnreadableImage(f"cannot decode ({exc.__class__.__name__}: {exc})") from exc
+    finally:
+        if hasattr(source, "seek"):
+            source.seek(0)
+    if width < 1 or height < 1:
+        raise UnreadableImage("the image has no pixels")
+    if width * height > max_pixels:
+        raise UnreadableImage(f"too many pixels (the limit is IMAGE_MAX_PIXELS={max_pixels}): {width}x{height} pixels")
+    return fmt, width, height
+
+
 def _to_rgb(pil):
     """RGB, composited on white where there is transparency; 16-bit and CMYK converted properly."""
     from PIL import Image

@@ -23,8 +23,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from encoders import embeddings
 
-from . import formats, switch
-from .imaging import UnreadableImage
+from . import background, formats, switch
+from .imaging import DecodedImage, UnreadableImage, probe
 from .models import Image
 from .services import ReadyImage, images_upsert, sha256_of
 from .storage import image_name, media_relative, save_once, thumbnail_name
@@ -36,10 +36,11 @@ class Outcome:
     """What happened to one file."""
 
     path: Path
-    kind: str  # embedded | unchanged | moved | skipped | failed | pending (dry run)
+    kind: str  # embedded | queued | unchanged | moved | skipped | failed | pending (dry run)
     reason: str = ""
     ready: ReadyImage | None = None  # decoded and stored, until its row is written
     relative: str = ""  # the path as recorded: relative to the folder given
+    image_id: int | None = None  # queued: a row already pending, to be sent again
 
 
 @dataclass
@@ -99,8 +100,13 @@ class Ingestor:
         file_timeout: float | None = None,
         decode_function: str = "gallery.imaging.decode",
         on_outcome: Callable[[Outcome], None] | None = None,
+        queue: str | None = None,
     ):
+        """``queue``: instead of embedding, store the files, write pending rows and send them to this
+        Celery queue (gallery/background.py); a file's header is checked here, its pixels by the worker."""
         self.encoder_id = embeddings.image_encoder_id(switch.current().active.image)
+        self.queue = queue
+        self.queued_tasks = 0
         self.batch_size = batch_size
         self.workers = max(1, workers)
         self.reembed = reembed
@@ -142,6 +148,8 @@ class Ingestor:
                     return outcome
             if self.dry_run:
                 return Outcome(path, "pending", "would be embedded")
+            if self.queue is not None:
+                return self._prepare_queued(path, fh, sha, stat, relative)
             decoded = self.decoders.decode(path)
             file_time = dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.UTC)
             ready = ReadyImage(sha256=sha, path=relative, byte_size=size, decoded=decoded, file_time=file_time)
@@ -154,8 +162,25 @@ class Ingestor:
             ready.thumbnail_name = save_once(thumbnail_name(sha), decoded.thumbnail)
         return Outcome(path, "embedded", ready=ready, relative=relative)
 
+    def _prepare_queued(self, path: Path, fh, sha: str, stat, relative: str) -> Outcome:
+        """Header checked, file in storage (the worker reads it there, maybe on another machine)."""
+        fmt, width, height = probe(fh)
+        decoded = DecodedImage(image=None, width=width, height=height, format=fmt, taken_at=None, thumbnail=b"")
+        file_time = dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.UTC)
+        ready = ReadyImage(sha256=sha, path=relative, byte_size=stat.st_size, decoded=decoded, file_time=file_time)
+        in_media = media_relative(path)
+        ready.file_name = in_media if in_media is not None else save_once(image_name(sha, fmt), fh)
+        return Outcome(path, "queued", ready=ready, relative=relative)
+
     def _known(self, known: dict, root: Path, path: Path, relative: str) -> Outcome | None:
         """The outcome for content already in the collection, or None when it must be embedded again."""
+        if self.queue is not None and not self.dry_run:
+            if known["state"] == Image.State.PENDING:
+                # Sent again: a message lost with a broker's data costs nothing, a doubled one is skipped.
+                return Outcome(path, "queued", "pending before, queued again", relative=relative, image_id=known["id"])
+            if known["state"] == Image.State.FAILED and self.retry_failed:
+                Image.objects.filter(pk=known["id"]).update(state=Image.State.PENDING, error="", attempts=0)
+                return Outcome(path, "queued", "failed before, queued again", relative=relative, image_id=known["id"])
         if known["state"] == Image.State.FAILED and not self.retry_failed:
             return Outcome(path, "unchanged", "failed before; --retry-failed tries again")
         if known["state"] == Image.State.EMBEDDED and (known["encoder"] == self.encoder_id or not self.reembed):
@@ -173,7 +198,7 @@ class Ingestor:
 
     # Main side: the encoder and the database.
     def run(self, roots: Iterable[Path]) -> Report:
-        if not self.dry_run:  # fail before any work when an encoder cannot be loaded
+        if not self.dry_run and self.queue is None:  # fail before any work when an encoder cannot be loaded
             encoders = switch.current()
             for pair in (encoders.active, encoders.next):
                 if pair is not None:
@@ -218,10 +243,15 @@ class Ingestor:
             self._record(Outcome(path, "skipped", reason))
 
     def _collect(self, outcome: Outcome, batch: list[Outcome]) -> None:
-        if outcome.ready is None:
+        if outcome.ready is None and outcome.image_id is None:
             self._record(outcome)
             return
-        twin = next((o for o in batch if o.ready.sha256 == outcome.ready.sha256), None)
+        if outcome.ready is None:  # a pending row to send again
+            batch.append(outcome)
+            if len(batch) >= self.batch_size:
+                self._flush(batch)
+            return
+        twin = next((o for o in batch if o.ready and o.ready.sha256 == outcome.ready.sha256), None)
         if twin is not None:  # the same content twice in this batch: one row, like a rerun would find
             self._record(Outcome(outcome.path, "unchanged", f"same content as {twin.ready.path}"))
             return
@@ -231,6 +261,9 @@ class Ingestor:
 
     def _flush(self, batch: list[Outcome]) -> None:
         if not batch:
+            return
+        if self.queue is not None:
+            self._flush_queued(batch)
             return
         images = [o.ready.decoded.image for o in batch]
 
@@ -242,6 +275,25 @@ class Ingestor:
         switch.retrying(write)
         for outcome in batch:
             outcome.ready = None  # let the decoded image go
+            self._record(outcome)
+        batch.clear()
+
+    def _flush_queued(self, batch: list[Outcome]) -> None:
+        """Pending rows for the new files (never over an existing row), then their ids to the queue."""
+        new = [o.ready for o in batch if o.ready is not None]
+        if new:
+            rows = [ready.row(encoder_id="", vector=None) | {"state": Image.State.PENDING} for ready in new]
+            Image.objects.bulk_create(
+                [Image(**row) for row in sorted(rows, key=lambda r: r["sha256"])], ignore_conflicts=True
+            )
+        ids = [o.image_id for o in batch if o.image_id is not None]
+        ids += Image.objects.filter(sha256__in=[r.sha256 for r in new], state=Image.State.PENDING).values_list(
+            "pk", flat=True
+        )
+        # One task for the batch: --batch-size images per worker task.
+        self.queued_tasks += background.enqueue(ids, queue=self.queue, batch_size=self.batch_size)
+        for outcome in batch:
+            outcome.ready = None
             self._record(outcome)
         batch.clear()
 

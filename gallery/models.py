@@ -39,6 +39,13 @@ class Image(models.Model):
     encoder_next = models.CharField(max_length=255, blank=True, db_index=True, editable=False, db_default="")
     state = models.CharField(max_length=16, choices=State, default=State.PENDING, db_index=True)
     error = models.TextField(blank=True, help_text="Why embedding failed.")
+    # Background embedding (gallery/background.py): set before a worker starts on the image and taken
+    # back when the worker lives to finish, so it counts the workers that died on it.
+    attempts = models.PositiveSmallIntegerField(
+        default=0,
+        db_default=0,  # raw INSERTs (gallery/bulkload.py) need not name it
+        help_text="Background embeddings of this image whose worker died before finishing.",
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -14,7 +14,7 @@ from django.utils import timezone
 from encoders import embeddings
 
 from . import switch
-from .imaging import DecodedImage, UnreadableImage, decode
+from .imaging import DecodedImage, UnreadableImage, decode, probe
 from .metrics import IMAGES_EMBEDDED
 from .models import Image
 from .storage import STORAGE_ERRORS, StorageReadError, delete_quietly, image_name, save_once, thumbnail_name
@@ -174,6 +174,66 @@ def image_create_from_upload(*, file, path: str = "") -> Image:
         delete_quietly(created)
         raise
     return Image.objects.get(sha256=sha)
+
+
+def images_store_pending_from_uploads(files) -> list[tuple[object, Image | Exception]]:
+    """Check and store uploaded files for the workers to embed: "pending" rows, no vectors yet.
+
+    What the admin upload does when a broker is set (gallery/background.py): only each file's header
+    is read (format and size; a file that is not an image is refused here), and the rows are written
+    by one query, so a request with hundreds of photos answers at once (bench/README.md, "Background
+    embedding"). The worker decodes, makes the thumbnail and embeds. Returns, for each file in order,
+    its pending Image or the UnreadableImage / DuplicateImage that kept it out, as
+    image_create_from_upload would raise; a storage or database error stops it all (StorageWriteError,
+    DatabaseError), with the files it wrote taken back.
+    """
+    hashes = [sha256_of(file) for file in files]
+    known = {image.sha256: image for image in Image.objects.filter(sha256__in=hashes)}
+    outcomes: list[tuple[object, Image | Exception]] = []
+    rows: dict[str, Image] = {}
+    created: list[str] = []
+    try:
+        for file, sha in zip(files, hashes, strict=True):
+            path = getattr(file, "name", "")
+            twin = known.get(sha) or rows.get(sha)
+            if twin is not None:
+                outcomes.append((file, DuplicateImage(twin)))
+                continue
+            try:
+                fmt, width, height = probe(file)
+            except UnreadableImage as exc:
+                outcomes.append((file, exc))
+                continue
+            rows[sha] = Image(
+                sha256=sha,
+                file=save_once(image_name(sha, fmt), file, created),
+                path=path,
+                width=width,
+                height=height,
+                format=fmt,
+                byte_size=file.size,
+                taken_at=timezone.now(),  # until the worker finds an EXIF date
+                state=Image.State.PENDING,
+            )
+            outcomes.append((file, rows[sha]))
+        with transaction.atomic():
+            # Never over an existing row: the same content uploaded at this moment by another request.
+            Image.objects.bulk_create(sorted(rows.values(), key=lambda row: row.sha256), ignore_conflicts=True)
+    except BaseException:
+        delete_quietly(created)
+        raise
+    stored = {image.sha256: image for image in Image.objects.filter(sha256__in=list(rows))}
+    result = []
+    for file, outcome in outcomes:
+        if isinstance(outcome, Image) and outcome.pk is None:
+            saved = stored[outcome.sha256]
+            # Another request's row for the same content (and the same stored file: its name comes
+            # from the content, so nothing is deleted) is a duplicate, as it would be a moment later.
+            outcome = (
+                saved if saved.path == outcome.path and saved.state == Image.State.PENDING else DuplicateImage(saved)
+            )
+        result.append((file, outcome))
+    return result
 
 
 def images_reembed(images) -> tuple[int, int]:

@@ -25,6 +25,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.files import UploadedFile
 
 from encoders import embeddings
+from gallery import background
 from gallery.imaging import UnreadableImage
 from gallery.models import Image
 
@@ -134,6 +135,24 @@ class TextQuery(Search):
 
 class ImageQuery(Search):
     pass
+
+
+class EmbeddingFailure(Schema):
+    id: int
+    path: str
+    error: str = Field(description="Why it could not be embedded.")
+
+
+class EmbeddingProgress(Schema):
+    pending: int = Field(description="Images stored and waiting for a worker.")
+    embedded: int
+    failed: int
+    rate: float = Field(description="Images embedded per second over the last `rate_window_seconds`.")
+    rate_window_seconds: int
+    background: bool = Field(description="Whether Celery workers embed (CELERY_BROKER_URL is set).")
+    queue: str | None = Field(description="The queue uploads are sent to (EMBED_QUEUE), or null.")
+    queued_tasks: int | None = Field(description="Batches waiting in that queue; null when it cannot be asked.")
+    failures: list[EmbeddingFailure] = Field(description="The latest failures, newest first.")
 
 
 ERRORS = {400: Error, 401: Error, 404: Error, 413: Error, 503: Error}
@@ -302,3 +321,22 @@ def similar_images(request, image_id: int, params: Query[ImageQuery]):
     if image is None:
         raise Http404(f"No image {image_id} in the collection.")
     return _page(request, params, selectors.image_search_similar(image, **params.options()))
+
+
+@api.get(
+    "/embedding",
+    auth=None,
+    response={200: EmbeddingProgress, 401: Error, 403: Error},
+    summary="Embedding progress (staff only)",
+    description=(
+        "Counts of pending, embedded and failed images, images/s, the queue, and the latest failures "
+        "with their reasons. Staff only, whatever SEARCH_REQUIRES_LOGIN says: it names files that "
+        "never appear in search (failed, pending) and how the site is run; log in through the admin."
+    ),
+)
+def embedding_progress(request):
+    if not request.user.is_authenticated:
+        raise HttpError(401, "Log in to the admin (staff only).")
+    if not (request.user.is_active and request.user.is_staff):
+        raise HttpError(403, "Staff only.")
+    return background.progress()

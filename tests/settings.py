@@ -13,3 +13,5 @@ SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 # Many tests search by image from the one test client; tests/search/test_throttle.py turns the limit on.
 IMAGE_SEARCH_RATE = ""
+# Celery workers started by tests/gallery/test_tasks.py decode with a function that can crash them.
+EMBED_DECODE_FUNCTION = os.environ.get("TEST_EMBED_DECODE_FUNCTION", EMBED_DECODE_FUNCTION)

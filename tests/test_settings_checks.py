@@ -49,6 +49,7 @@ def test_the_test_settings_pass():
         ("UPLOAD_MAX_BYTES", 0, "gallery.E007", "a whole number, 1 or more"),
         ("INGEST_FILE_TIMEOUT", 0.0, "gallery.E008", "a number of seconds above 0"),
         ("INGEST_FILE_TIMEOUT", float("nan"), "gallery.E008", "a number of seconds above 0"),
+        ("EMBED_TASK_BATCH", 0, "gallery.E009", "a whole number, 1 or more"),
         ("IMAGE_SEARCH_RATE", "lots", "search.E001", "e.g. 20/minute or 100/hour, or 0 for none"),
         ("IMAGE_SEARCH_RATE", "20/fortnight", "search.E001", "e.g. 20/minute or 100/hour, or 0 for none"),
         ("HNSW_EF_SEARCH", 0, "search.E002", "a whole number from 1 to 1000"),

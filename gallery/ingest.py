@@ -282,7 +282,9 @@ class Ingestor:
         """Pending rows for the new files (never over an existing row), then their ids to the queue."""
         new = [o.ready for o in batch if o.ready is not None]
         if new:
-            rows = [ready.row(encoder_id="", vector=None) | {"state": Image.State.PENDING} for ready in new]
+            rows = [ready.row() | {"state": Image.State.PENDING} for ready in new]
+            for row in rows:
+                del row["vectors"]  # none yet: the worker embeds
             Image.objects.bulk_create(
                 [Image(**row) for row in sorted(rows, key=lambda r: r["sha256"])], ignore_conflicts=True
             )

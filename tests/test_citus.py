@@ -8,11 +8,14 @@ is checked on plain PostgreSQL below, every run: the same values, for the transa
 
 import io
 import os
+from urllib.parse import urlsplit
 
 import numpy as np
+import psycopg
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
+from psycopg import sql
 
 from gallery.management.commands.citus_distribute import citus_available
 from gallery.models import Image
@@ -69,14 +72,45 @@ def _citus_or_skip():
         pytest.skip(f"needs Citus: {why}")
 
 
+def _worker() -> dict | None:
+    """CITUS_WORKER_URL (a second PostgreSQL with citus preloaded, as the coordinator reaches it), parsed."""
+    url = os.environ.get("CITUS_WORKER_URL", "")
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return {"host": parts.hostname or "localhost", "port": parts.port or 5432, "user": parts.username or "postgres"}
+
+
 @pytest.fixture
 def citus(transactional_db):
+    """The test database on Citus: the coordinator alone, or with CITUS_WORKER_URL's server as its worker."""
     _citus_or_skip()
-    yield
+    worker = _worker()
+    if worker:
+        # The worker needs a database of the same name with citus in it; the coordinator adds it.
+        name = connection.settings_dict["NAME"]
+        with psycopg.connect(**worker, dbname="postgres", autocommit=True, connect_timeout=5) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        with psycopg.connect(**worker, dbname=name, autocommit=True, connect_timeout=5) as database:
+            database.execute("CREATE EXTENSION citus")
+        coordinator = connection.settings_dict
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS citus")
+            cursor.execute(
+                "SELECT citus_set_coordinator_host(%s, %s)",
+                [coordinator["HOST"] or "localhost", int(coordinator["PORT"] or 5432)],
+            )
+            cursor.execute("SELECT citus_add_node(%s, %s)", [worker["host"], worker["port"]])
+    yield worker
     # Back to plain tables for the tests after this one. undistribute_table() refuses a table with
     # an identity column (Django's id), so the gallery tables are dropped and made again instead.
     call_command("migrate", "gallery", "zero", verbosity=0)
     call_command("migrate", "gallery", verbosity=0)
+    with connection.cursor() as cursor:
+        # Without citus its maintenance daemon stops, and with it the connection it keeps to this
+        # database (deadlock detection), which would keep the test database from being dropped.
+        cursor.execute("DROP EXTENSION citus")
 
 
 def test_distribute_ingest_and_search_with_ef_search_on_the_shards(citus):
@@ -110,5 +144,17 @@ def test_distribute_ingest_and_search_with_ef_search_on_the_shards(citus):
         for statement, params in selectors.scan_settings_sql(depth=700, exact=False, citus=True):
             cursor.execute(statement, params)
         # Evaluated on each shard (a multi-shard query pushes the target list down).
-        cursor.execute("SELECT DISTINCT current_setting('hnsw.ef_search') FROM gallery_image")
-        assert [row[0] for row in cursor.fetchall()] == ["700"]
+        cursor.execute(
+            "SELECT DISTINCT inet_server_port(), current_setting('hnsw.ef_search') FROM gallery_image ORDER BY 1"
+        )
+        seen = cursor.fetchall()
+    assert {setting for _, setting in seen} == {"700"}
+    if citus:  # a separate worker server holds shards, and its shards saw the setting too
+        assert citus["port"] in {port for port, _ in seen}, seen
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_dist_shard JOIN pg_dist_placement USING (shardid)"
+                " JOIN pg_dist_node USING (groupid) WHERE logicalrelid = 'gallery_image'::regclass AND nodeport = %s",
+                [citus["port"]],
+            )
+            assert cursor.fetchone()[0] > 0

@@ -158,3 +158,52 @@ def test_distribute_ingest_and_search_with_ef_search_on_the_shards(citus):
                 [citus["port"]],
             )
             assert cursor.fetchone()[0] > 0
+
+
+def test_switch_encoder_on_the_distributed_table(citus, settings, tmp_path):
+    """fill, build-index (CONCURRENTLY), switch (column and index renames), rollback, drop: on the shards."""
+    from encoders import embeddings, world
+    from gallery import switch
+    from gallery.ingest import Ingestor
+    from tests.world import TRAINED_SETTINGS
+
+    call_command("citus_distribute", "--shard-count", "4", stdout=io.StringIO())
+    world.make_world(tmp_path, count=24, seed=13)
+    settings.NEXT_CLIP_IMAGE_MODEL = TRAINED_SETTINGS["CLIP_IMAGE_MODEL"]
+    settings.NEXT_CLIP_TEXT_MODEL = TRAINED_SETTINGS["CLIP_TEXT_MODEL"]
+    switch.clear_cache()
+    assert Ingestor(batch_size=32).run([tmp_path]).counts["embedded"] == 24
+    old_id = embeddings.image_encoder_id()
+    trained_id = embeddings.image_encoder_id(settings.NEXT_CLIP_IMAGE_MODEL)
+
+    def ranking():
+        return [image.pk for image in selectors.image_search_by_text("a red star", limit=10).results]
+
+    before = ranking()
+    assert switch.fill(batch_size=16).filled == 24
+    call_command("switch_encoder", "build-index", stdout=io.StringIO())
+    assert switch.index_state() == "ready"
+    call_command("switch_encoder", "switch", stdout=io.StringIO())
+    assert set(Image.objects.values_list("encoder", flat=True)) == {trained_id}
+    assert len(ranking()) == 10
+    with connection.cursor() as cursor:  # the shards' columns were renamed too: a multi-shard read
+        cursor.execute("SELECT DISTINCT encoder_next FROM gallery_image")
+        assert cursor.fetchall() == [(old_id,)]
+        # ... and their indexes: on every shard, the index named as the model's is on "embedding".
+        cursor.execute(
+            "SELECT nodeport, result FROM run_command_on_shards('gallery_image', $$SELECT string_agg("
+            "regexp_replace(indexdef, '^.*INDEX (\\w+?)_\\d+ ON .* USING hnsw \\((\\w+) .*$', '\\1 \\2'), ', '"
+            " ORDER BY indexname) FROM pg_indexes WHERE tablename = '%s' AND indexdef LIKE '%%hnsw%%'$$)"
+            " JOIN pg_dist_shard_placement USING (shardid)"
+        )
+        shards = cursor.fetchall()
+    assert len(shards) == 4
+    assert {result for _, result in shards} == {f"{switch.INDEX} embedding, {switch.NEXT_INDEX} embedding_next"}, shards
+    if citus:
+        assert citus["port"] in {port for port, _ in shards}
+    call_command("switch_encoder", "rollback", stdout=io.StringIO())
+    assert ranking() == before
+    call_command("switch_encoder", "switch", stdout=io.StringIO())
+    call_command("switch_encoder", "drop", stdout=io.StringIO())
+    assert not Image.objects.filter(embedding_next__isnull=False).exists()
+    assert switch.index_state() == "absent"

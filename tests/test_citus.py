@@ -2,8 +2,11 @@
 
 Citus is in no package registry this project can install from, so the tests that need it skip
 where the database has no ``citus`` extension preloaded, on CI too (set REQUIRE_CITUS=1 to make
-its absence a failure, on a machine built with it). The statement form the search sends on Citus
-is checked on plain PostgreSQL below, every run: the same values, for the transaction only.
+its absence a failure, on a machine built with it). docs/scaling.md, "Running the Citus test",
+builds Citus from source and runs this module against a coordinator (DATABASE_URL) and, with
+CITUS_WORKER_URL (a second server with citus preloaded), a real worker node holding shards. The
+statement form the search sends on Citus is checked on plain PostgreSQL below, every run: the same
+values, for the transaction only.
 """
 
 import io

@@ -67,9 +67,12 @@ class Command(BaseCommand):
             [table],
         )
         (primary_key,) = cursor.fetchone()
-        cursor.execute("SELECT partmethod FROM pg_dist_partition WHERE logicalrelid = %s::regclass", [table])
+        # pg_dist_partition exists only once the extension is created (the first statement below).
+        cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'citus'")
         if cursor.fetchone() is not None:
-            raise CommandError(f"{table} is distributed already.")
+            cursor.execute("SELECT 1 FROM pg_dist_partition WHERE logicalrelid = %s::regclass", [table])
+            if cursor.fetchone() is not None:
+                raise CommandError(f"{table} is distributed already.")
         statements = [
             ("CREATE EXTENSION IF NOT EXISTS citus", []),
             (

@@ -11,7 +11,6 @@ each. Prints one JSON line.
         --rows 20000 --queries 200 --shards 4
 """
 
-import argparse
 import json
 import statistics
 import time
@@ -19,7 +18,7 @@ import time
 import numpy as np
 import psycopg
 
-from bench.common import setup_django
+from bench.common import argument_parser, setup_django
 
 
 def _vector(v: np.ndarray) -> str:
@@ -27,7 +26,7 @@ def _vector(v: np.ndarray) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__, "bench.citus_search")
     parser.add_argument("--url", required=True)
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--queries", type=int, default=200)

@@ -68,6 +68,8 @@ class Image(models.Model):
             # Folder filters are path prefixes: LIKE 'a/b/%' needs the pattern opclass.
             models.Index(fields=["path"], name="gallery_image_path_prefix", opclasses=["varchar_pattern_ops"]),
             models.Index(fields=["taken_at"], name="gallery_image_taken_at"),
+            # The embedding rate of the last minute (gallery/background.py progress) without reading every row.
+            models.Index(fields=["updated_at"], name="gallery_image_updated_at"),
         ]
 
     def __str__(self):

@@ -8,6 +8,7 @@ Search by image is rate-limited per client (429 with a Retry-After header, in se
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -29,7 +30,7 @@ from gallery import background
 from gallery.imaging import UnreadableImage
 from gallery.models import Image
 
-from . import metrics, selectors, throttle, timing, uploads
+from . import metrics, query, selectors, throttle, timing, uploads
 from .access import search_allowed
 from .forms import MAX_QUERY_LENGTH
 
@@ -89,6 +90,13 @@ class Page(Schema):
     next: str | None = Field(description="The URL of the next page, or null at the end.")
 
 
+class QueryPage(Page):
+    problems: list[str] | None = Field(
+        None,
+        description="Only when part of `q` was not understood: what and where, one sentence each; the rest was searched.",
+    )
+
+
 class Error(Schema):
     error: str
 
@@ -130,7 +138,13 @@ class Search(Paging, Filters):
 
 
 class TextQuery(Search):
-    q: Text = Field(..., description=f"What to look for, in any language (at most {MAX_QUERY_LENGTH} characters).")
+    q: Text = Field(
+        ...,
+        description=(
+            f"What to look for, in any language (at most {MAX_QUERY_LENGTH} characters). {query.HELP} "
+            "Filters in `q` take the place of the same parameters. The grammar:\n\n```\n" + query.GRAMMAR + "```"
+        ),
+    )
 
 
 class ImageQuery(Search):
@@ -275,14 +289,33 @@ def in_memory_upload(run):
 
 
 @decorate_view(timing.with_server_timing)
-@api.get("/search", response={200: Page, **ERRORS}, summary="Search by text, in any language")
+@api.get(
+    "/search",
+    response={200: QueryPage, **ERRORS},
+    summary="Search by text, in any language",
+    exclude_unset=True,  # `problems` only when there are some
+)
 def search_by_text(request, params: Query[TextQuery]):
     q = params.q.strip()
     if not q:
         raise HttpError(400, "The query is empty.")
     if len(q) > MAX_QUERY_LENGTH:
         raise HttpError(400, f"The query is longer than {MAX_QUERY_LENGTH} characters.")
-    return _page(request, params, selectors.image_search_by_text(q, **params.options()))
+    parsed = query.parse(q)
+    options = params.options()
+    options["filters"] = dataclasses.replace(
+        options["filters"],
+        **{"path_prefix": f"{parsed.folder}/"} if parsed.folder else {},
+        **{"format": parsed.format} if parsed.format else {},
+        **{"date_from": parsed.taken_from, "date_to": parsed.taken_to} if parsed.taken_from or parsed.taken_to else {},
+    )
+    page, notes = selectors.image_search_by_query(parsed, **options)
+    if page is None:
+        raise HttpError(400, " ".join(notes))
+    answer = _page(request, params, page)
+    if notes:
+        answer["problems"] = notes
+    return answer
 
 
 @decorate_view(in_memory_upload, timing.with_server_timing)

@@ -11,6 +11,7 @@ from django.conf import settings
 
 from gallery import formats
 
+from . import query
 from .selectors import SEARCH_MAX_DEPTH, Cursor, ImageFilters
 
 MAX_QUERY_LENGTH = 500
@@ -81,14 +82,17 @@ class FilterForm(forms.Form):
         return cleaned
 
     def filters(self) -> ImageFilters:
+        """The filters of the fields, where the search box's own (folder:, type:, taken:) take their place."""
         data = self.cleaned_data
-        folder = data.get("folder", "").strip().strip("/")
+        box = data.get("query") or query.ParsedQuery()
+        folder = box.folder or data.get("folder", "").strip().strip("/")
+        taken = box.taken_from or box.taken_to
         return ImageFilters(
             # A folder, not any prefix: "2024/trip" must not also match "2024/trip-2".
             path_prefix=f"{folder}/" if folder else "",
-            date_from=data.get("date_from"),
-            date_to=data.get("date_to"),
-            format=data.get("format", ""),
+            date_from=box.taken_from if taken else data.get("date_from"),
+            date_to=box.taken_to if taken else data.get("date_to"),
+            format=box.format or data.get("format", ""),
         )
 
     def filter_params(self) -> dict[str, str]:
@@ -110,6 +114,7 @@ class SearchForm(FilterForm):
         required=False,
         max_length=MAX_QUERY_LENGTH,
         strip=True,
+        help_text=query.HELP,
         widget=forms.TextInput(
             attrs={
                 "type": "search",
@@ -122,6 +127,12 @@ class SearchForm(FilterForm):
     trail = forms.CharField(required=False, max_length=400, widget=forms.HiddenInput)
     offset = forms.IntegerField(required=False, min_value=0, max_value=SEARCH_MAX_DEPTH, widget=forms.HiddenInput)
     after = CursorField()
+
+    def clean(self):
+        cleaned = super().clean()
+        # The search box's text, understood (search/query.py); what it could not understand is in its problems.
+        cleaned["query"] = query.parse(cleaned.get("q") or "")
+        return cleaned
 
     def clean_trail(self) -> list[int]:
         ids = []

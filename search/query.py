@@ -13,7 +13,7 @@ Grammar (EBNF; words are separated by whitespace, names of filters are read in a
              | "taken:" period [ ".." [ period ] ]    (* the date taken: 2020, 2020-01, 2020-01-31 *)
              | "taken:" ".." period
              | "label:" value ;                       (* a label the encoder sees (several: all of them) *)
-    keyword  = '"' { any character but '"' } '"' ;    (* exact text in the file name, folder or EXIF *)
+    keyword  = '"' { any character but '"' } '"' ;    (* exact text in the path: file and folder names *)
     value    = non-space { non-space } | '"' { any character but '"' } '"' ;
     period   = yyyy [ "-" mm [ "-" dd ] ] ;
 
@@ -43,7 +43,7 @@ HELP = (
     "Describe the picture in plain words: the whole text is one description. "
     "Combine descriptions with + and - (sunset + beach - people), weigh them (2:sunset + 0.5:beach), "
     "start from an image of the collection (like:123), "
-    'match text exactly in file names, folders or EXIF ("IMG_12"), and narrow with filters: '
+    'match text exactly in file or folder names ("IMG_12"), and narrow with filters: '
     "folder:2019/holidays, type:heic, taken:2020-01..2021-06 (or taken:2020, taken:2020..), label:dog."
 )
 

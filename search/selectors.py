@@ -38,6 +38,7 @@ primary when the replica does not have it yet (it lags behind an upload).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import math
@@ -45,6 +46,7 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import Q
@@ -55,10 +57,11 @@ from encoders import embeddings
 from gallery import formats, switch
 from gallery.models import Image
 
-from . import metrics, timing
+from . import metrics, query, timing
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
+    from collections.abc import Sequence
+
     from django.db.models import QuerySet
 
 # pgvector refuses a larger hnsw.ef_search.
@@ -130,9 +133,10 @@ class ImageFilters:
     date_from: dt.date | None = None
     date_to: dt.date | None = None  # inclusive
     format: str = ""
+    path_contains: tuple[str, ...] = ()  # exact text each path holds (quoted text in the search box)
 
     def __bool__(self) -> bool:
-        return bool(self.path_prefix or self.date_from or self.date_to or self.format)
+        return bool(self.path_prefix or self.date_from or self.date_to or self.format or self.path_contains)
 
     def apply(self, queryset: QuerySet[Image]) -> QuerySet[Image]:
         if prefix := self.path_prefix.lstrip("/"):
@@ -145,6 +149,8 @@ class ImageFilters:
         if self.format:
             # Pillow names some formats differently from what people ask for (JPG, HEIC, MPO).
             queryset = queryset.filter(format__in=formats.stored_names(self.format))
+        for text in self.path_contains:
+            queryset = queryset.filter(path__icontains=text)
         return queryset
 
 
@@ -342,6 +348,128 @@ def image_search_by_text(
 
     with metrics.timed("text"):
         return switch.on_active_pair(search)
+
+
+class NothingToSearch(ValueError):
+    """The terms of a query cancel out ("cats - cats"): their sum has no direction to search in."""
+
+
+def image_search_by_terms(
+    terms: Sequence[tuple[float, str | int]],
+    *,
+    limit: int,
+    offset: int = 0,
+    after: Cursor | None = None,
+    filters: ImageFilters | None = None,
+) -> SearchPage:
+    """Images nearest to a weighted sum of descriptions and images: ``terms`` are (weight, text or image id).
+
+    Each description is encoded with the active text encoder (gallery.switch), each image's stored
+    vector read; every vector is normalized before it is weighed, so a weight says how much a term
+    counts whatever its vector's length. A negative weight subtracts. Images of the collection that
+    do not exist (or are not embedded) count for nothing; raises NothingToSearch when the sum is zero.
+    A lone image term excludes that image itself, as the search for similar images does.
+    """
+    ids = [item for _, item in terms if isinstance(item, int)]
+    lone_image = ids[0] if len(terms) == 1 and ids else None
+
+    def search(encoders: switch.Encoders) -> SearchPage:
+        stored = {}
+        if ids:
+            stored = replicas.read(
+                lambda using: dict(
+                    Image.objects.using(using).embedded().filter(pk__in=ids).values_list("pk", "embedding")
+                )
+            )
+        total = np.zeros(settings.EMBEDDING_DIMENSIONS, dtype=np.float64)
+        with timing.measure("encode"):
+            for weight, item in terms:
+                if isinstance(item, int):
+                    if item not in stored:
+                        continue
+                    vector = np.asarray(stored[item].to_list() if hasattr(stored[item], "to_list") else stored[item])
+                else:
+                    vector = _text_vector(item, encoders.active.text)
+                vector = np.asarray(vector, dtype=np.float64)
+                norm = float(np.linalg.norm(vector))
+                if norm > 0 and np.isfinite(norm):
+                    total += weight * vector / norm
+        norm = float(np.linalg.norm(total))
+        if not np.isfinite(norm) or norm < 1e-6:
+            raise NothingToSearch("These terms cancel out: there is nothing left to look for.")
+        return _by_vector(
+            (total / norm).astype(np.float32),
+            limit=limit,
+            offset=offset,
+            after=after,
+            filters=filters,
+            exclude_id=lone_image,
+            generation=encoders.generation,
+        )
+
+    with metrics.timed("text"):
+        return switch.on_active_pair(search)
+
+
+def embedded_ids(ids: Sequence[int]) -> set[int]:
+    """Those of ``ids`` that are embedded images (what a like:ID term can stand for)."""
+    if not ids:
+        return set()
+    return set(
+        replicas.read(
+            lambda using: list(Image.objects.using(using).embedded().filter(pk__in=ids).values_list("pk", flat=True))
+        )
+    )
+
+
+def image_search_by_query(
+    parsed: query.ParsedQuery,
+    *,
+    limit: int,
+    offset: int = 0,
+    after: Cursor | None = None,
+    filters: ImageFilters | None = None,
+) -> tuple[SearchPage | None, list[str]]:
+    """The search a query of the search box asks for (search/query.py), and what to tell the person about it.
+
+    Plain text is searched as ``image_search_by_text`` does; terms combine (``image_search_by_terms``);
+    quoted text narrows to paths holding it (and is the description when there is no other). The
+    notes are the parser's problems and the terms left out; the page is None when nothing is left
+    to look for (the notes say why). Raises EncoderUnavailable as the text search does.
+    """
+    notes = [str(problem) for problem in parsed.problems]
+    if parsed.labels:
+        notes.append(
+            "Labels are not computed for this collection yet: "
+            + ", ".join(f"label:{label}" for label in parsed.labels)
+            + " left out."
+        )
+    if parsed.keywords:
+        filters = dataclasses.replace(filters or ImageFilters(), path_contains=parsed.keywords)
+    ids = [term.image_id for term in parsed.terms if term.image_id is not None]
+    found = embedded_ids(ids)
+    notes.extend(
+        f"like:{pk}: there is no searchable image {pk} in the collection; left out." for pk in ids if pk not in found
+    )
+    terms = [
+        (term.weight, term.text if term.image_id is None else term.image_id)
+        for term in parsed.terms
+        if term.image_id is None or term.image_id in found
+    ]
+    if not terms and parsed.keywords:
+        terms = [(1.0, " ".join(parsed.keywords))]
+    if not terms:
+        notes.append("There is nothing to look for: describe the picture, e.g. “a dog on the beach”.")
+        return None, notes
+    if all(weight < 0 for weight, _ in terms):
+        return None, notes  # the parser said so
+    options = {"limit": limit, "offset": offset, "after": after, "filters": filters}
+    if len(terms) == 1 and terms[0][0] == 1 and isinstance(terms[0][1], str):
+        return image_search_by_text(terms[0][1], **options), notes
+    try:
+        return image_search_by_terms(terms, **options), notes
+    except NothingToSearch as exc:
+        return None, [*notes, str(exc)]
 
 
 # The next page of the same query reuses its vector: the same vector, the same ranking.

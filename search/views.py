@@ -92,7 +92,8 @@ def _show(request, context: dict, page: selectors.SearchPage, *, status: int = 2
     """Render a page of results, saying why when it is empty."""
     context["page"] = page
     if not page.results:
-        context["message"] = "No images match these filters." if context["filters_active"] else "No more images."
+        empty = "No images match these filters." if context["filters_active"] else "No more images."
+        context["message"] = f"{context['message']} {empty}".strip()
     return _render(request, context, status=status)
 
 
@@ -153,7 +154,7 @@ def _text_or_similar_search(request):
     if data["similar"]:
         return _similar_search(request, context, anchor_pk=data["similar"], trail=data["trail"], **search)
     if data["q"]:
-        return _text_search(request, context, q=data["q"], **search)
+        return _text_search(request, context, parsed=data["query"], **search)
     if "q" in request.GET:
         context["message"] = EMPTY_QUERY
     else:
@@ -161,13 +162,18 @@ def _text_or_similar_search(request):
     return _render(request, context)
 
 
-def _text_search(request, context: dict, *, q: str, **search):
+def _text_search(request, context: dict, *, parsed, **search):
     context["mode"] = "text"
     try:
-        page = selectors.image_search_by_text(q, **search)
+        page, notes = selectors.image_search_by_query(parsed, **search)
     except EncoderUnavailable as exc:
         context.update(message=_unavailable_message(request, exc), message_kind="error", mode=None)
         return _render(request, context, status=503)
+    # What the box could not understand is said, and what it could is searched.
+    context["message"] = " ".join(notes)
+    if page is None:
+        context["mode"] = None
+        return _render(request, context)
     return _show(request, context, page)
 
 

@@ -11,10 +11,12 @@ import datetime as dt
 import re
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from gallery.models import Image
 from search.query import GRAMMAR, HELP, ParsedQuery, Term, parse
+from tests.factories import make_images
 from tests.search.test_query_parsing import ANY_CHARACTER, NASTY, TEXT
 
 FAST = settings(database=None, deadline=None, derandomize=True, max_examples=400)
@@ -227,3 +229,23 @@ def test_the_grammar_is_documented():
 def test_nasty_text_is_text(text):
     parsed = parse(text)
     assert parse(str(parsed)) == parsed
+
+
+@settings(FAST, max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(q=LANGUAGE)
+@example(q='cats "IMG type:bmpx like:0 taken:2020-13 - - + label:dog')
+@example(q="- a - b")
+@example(q="cats - cats")
+@pytest.mark.django_db
+def test_the_api_and_the_page_answer_any_query(client, q):
+    if not Image.objects.exists():
+        make_images(4, folder="holidays")
+    response = client.get("/api/search", {"q": q})
+    assert response.status_code in (200, 400), response.content
+    body = response.json()
+    if response.status_code == 200:
+        assert {"results", "next"} <= set(body) <= {"results", "next", "problems"}
+        assert body.get("problems", ["x"]) and all(isinstance(problem, str) for problem in body.get("problems", []))
+    else:
+        assert set(body) == {"error"} and body["error"].strip()
+    assert client.get("/", {"q": q}).status_code in (200, 400)

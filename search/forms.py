@@ -81,10 +81,13 @@ class FilterForm(forms.Form):
             self.add_error("date_to", "The end date is before the start date.")
         return cleaned
 
-    def filters(self) -> ImageFilters:
-        """The filters of the fields, where the search box's own (folder:, type:, taken:) take their place."""
+    def filters(self, *, box: bool = True) -> ImageFilters:
+        """The filters of the fields, where the search box's own (folder:, type:, taken:) take their place.
+
+        ``box=False``: those of the fields alone.
+        """
         data = self.cleaned_data
-        box = data.get("query") or query.ParsedQuery()
+        box = (data.get("query") if box else None) or query.ParsedQuery()
         folder = box.folder or data.get("folder", "").strip().strip("/")
         taken = box.taken_from or box.taken_to
         return ImageFilters(

@@ -92,7 +92,8 @@ def _show(request, context: dict, page: selectors.SearchPage, *, status: int = 2
     """Render a page of results, saying why when it is empty."""
     context["page"] = page
     if not page.results:
-        empty = "No images match these filters." if context["filters_active"] else "No more images."
+        narrowed = context.get("narrowed", context["filters_active"])
+        empty = "No images match these filters." if narrowed else "No more images."
         context["message"] = f"{context['message']} {empty}".strip()
     return _render(request, context, status=status)
 
@@ -137,7 +138,9 @@ def _text_or_similar_search(request):
     filter_params = form.filter_params()
     context.update(
         filter_params=filter_params,
-        filters_active=bool(filters),
+        # The Filters panel opens for its own fields; filters typed in the box stay in the box.
+        filters_active=bool(form.filters(box=False)),
+        narrowed=bool(filters),
         q=data["q"],
         search_query=_search_query(q=data["q"], filter_params=filter_params),
     )

@@ -143,3 +143,17 @@ def test_an_image_opens_in_a_lightbox_with_its_metadata(open_page, live_server, 
         # Its own page, for people without the script or with a new tab.
         page.goto(f"{live_server.url}/images/{ids[0]}/")
         assert page.get_by_role("link", name="Similar images").is_visible()
+
+
+def test_a_combined_query_with_a_filter_and_a_mistake(open_page, live_server, gallery, screenshot):
+    page = open_page()
+    page.goto(live_server.url)
+    page.get_by_text("Search syntax").click()
+    assert page.get_by_text("like:123").is_visible()
+    search(page, live_server, "2:sunset + beach - people folder:holidays/2024 type:bmpx")
+    # Only the folder named in the box; the unknown format is said, with where it is, and left out.
+    assert page.locator(".results .result").count() == 20
+    assert page.get_by_role("status").filter(has_text="“type:bmpx” (at character 48)").is_visible()
+    # Filters typed in the box stay in the box: the Filters panel is for its own fields.
+    assert page.locator("details.filters").get_attribute("open") is None
+    screenshot(page, "query-language-desktop", full_page=True)

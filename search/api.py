@@ -8,7 +8,6 @@ Search by image is rate-limited per client (429 with a Retry-After header, in se
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -303,12 +302,7 @@ def search_by_text(request, params: Query[TextQuery]):
         raise HttpError(400, f"The query is longer than {MAX_QUERY_LENGTH} characters.")
     parsed = query.parse(q)
     options = params.options()
-    options["filters"] = dataclasses.replace(
-        options["filters"],
-        **{"path_prefix": f"{parsed.folder}/"} if parsed.folder else {},
-        **{"format": parsed.format} if parsed.format else {},
-        **{"date_from": parsed.taken_from, "date_to": parsed.taken_to} if parsed.taken_from or parsed.taken_to else {},
-    )
+    options["filters"] = selectors.filters_from_box(parsed, options["filters"])
     page, notes = selectors.image_search_by_query(parsed, **options)
     if page is None:
         raise HttpError(400, " ".join(notes))

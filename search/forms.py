@@ -12,7 +12,7 @@ from django.conf import settings
 from gallery import formats
 
 from . import query
-from .selectors import SEARCH_MAX_DEPTH, Cursor, ImageFilters
+from .selectors import SEARCH_MAX_DEPTH, Cursor, ImageFilters, filters_from_box
 
 MAX_QUERY_LENGTH = 500
 # The walk's breadcrumb keeps the last images visited, so its URL stays short.
@@ -87,16 +87,16 @@ class FilterForm(forms.Form):
         ``box=False``: those of the fields alone.
         """
         data = self.cleaned_data
-        box = (data.get("query") if box else None) or query.ParsedQuery()
-        folder = box.folder or data.get("folder", "").strip().strip("/")
-        taken = box.taken_from or box.taken_to
-        return ImageFilters(
+        folder = data.get("folder", "").strip().strip("/")
+        fields = ImageFilters(
             # A folder, not any prefix: "2024/trip" must not also match "2024/trip-2".
             path_prefix=f"{folder}/" if folder else "",
-            date_from=box.taken_from if taken else data.get("date_from"),
-            date_to=box.taken_to if taken else data.get("date_to"),
-            format=box.format or data.get("format", ""),
+            date_from=data.get("date_from"),
+            date_to=data.get("date_to"),
+            format=data.get("format", ""),
         )
+        parsed = data.get("query")
+        return filters_from_box(parsed, fields) if box and parsed else fields
 
     def filter_params(self) -> dict[str, str]:
         """The active filters as query parameters (for links that keep them)."""

@@ -154,6 +154,20 @@ class ImageFilters:
         return queryset
 
 
+def filters_from_box(parsed: query.ParsedQuery, filters: ImageFilters | None = None) -> ImageFilters:
+    """``filters`` where the search box's own (folder:, type:, taken:) take the place of the same ones."""
+    filters = filters or ImageFilters()
+    changes = {}
+    if parsed.folder:
+        # A folder, not any prefix: "2024/trip" must not also match "2024/trip-2".
+        changes["path_prefix"] = f"{parsed.folder}/"
+    if parsed.format:
+        changes["format"] = parsed.format
+    if parsed.taken_from or parsed.taken_to:
+        changes.update(date_from=parsed.taken_from, date_to=parsed.taken_to)
+    return dataclasses.replace(filters, **changes)
+
+
 def _start_of_day(day: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 

@@ -323,6 +323,25 @@ def similar_images(request, image_id: int, params: Query[ImageQuery]):
     return _page(request, params, selectors.image_search_similar(image, **params.options()))
 
 
+class Label(Schema):
+    key: str = Field(description="The concept's key (see the admin's vocabulary).")
+    name: str = Field(description="Its first English name, else its first name.")
+    probability: float = Field(description="Softmax over the whole vocabulary of the encoder's logit scale * cosine.")
+
+
+class Labels(Schema):
+    labels: list[Label] = Field(description="Most probable first; empty until `manage.py label_images` ran.")
+
+
+@api.get("/images/{image_id}/labels", response={200: Labels, **ERRORS}, summary="What the encoder sees in an image")
+def image_labels(request, image_id: int):
+    """The zero-shot labels of image ``image_id`` (gallery/labels.py), computed from its stored vector."""
+    found = selectors.image_labels(pk=image_id)
+    if found is None:
+        raise Http404(f"No image {image_id} in the collection.")
+    return {"labels": [{"key": c.key, "name": c.name, "probability": p} for c, p in found]}
+
+
 @api.get(
     "/embedding",
     auth=None,

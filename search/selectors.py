@@ -52,8 +52,8 @@ from django.utils import timezone
 
 from config import replicas
 from encoders import embeddings
-from gallery import formats, switch
-from gallery.models import Image
+from gallery import formats, labels, switch
+from gallery.models import Concept, Image
 
 from . import metrics, timing
 
@@ -394,6 +394,17 @@ def image_get(*, pk: int) -> Image | None:
         lambda using: Image.objects.using(using).defer("embedding").filter(pk=pk).first(),
         missing=lambda image: image is None,
     )
+
+
+def image_labels(*, pk: int) -> list[tuple[Concept, float]] | None:
+    """The stored labels of the embedded image ``pk``, most probable first; None when there is no such image."""
+
+    def query(using: str):
+        if not Image.objects.using(using).embedded().filter(pk=pk).exists():
+            return None
+        return labels.image_labels(pk, using=using)
+
+    return replicas.read(query, missing=lambda found: found is None)
 
 
 def images_by_id(ids: list[int]) -> list[Image]:

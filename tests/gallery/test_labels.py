@@ -153,3 +153,21 @@ def test_the_api_returns_an_images_labels(world_collection, client, settings):
 
 def test_the_trained_folder_is_there():
     assert (TRAINED / "world-image").is_dir()
+
+
+@pytest.mark.django_db
+def test_the_admin_edits_a_concepts_names_and_refuses_bad_ones(admin_client):
+    from django.urls import reverse
+
+    concept = Concept.objects.create(key="dog", names={"en": ["dog"]}, vector_key="old")
+    url = reverse("admin:gallery_concept_change", args=[concept.pk])
+    assert admin_client.get(reverse("admin:gallery_concept_changelist")).status_code == 200
+    response = admin_client.post(url, {"key": "dog", "names": '{"en": ["dog"], "de": ["Hund"]}', "source": "admin"})
+    assert response.status_code == 302
+    concept.refresh_from_db()
+    assert concept.names == {"en": ["dog"], "de": ["Hund"]} and concept.vector_key == ""  # embedded again later
+    for bad in ('["dog"]', '{"en": "dog"}', '{"en": []}'):
+        response = admin_client.post(url, {"key": "dog", "names": bad, "source": "admin"})
+        assert response.status_code == 200 and b"errornote" in response.content, bad
+    concept.refresh_from_db()
+    assert concept.names == {"en": ["dog"], "de": ["Hund"]}

@@ -161,7 +161,7 @@ def test_the_admin_edits_a_concepts_names_and_refuses_bad_ones(admin_client):
 
     concept = Concept.objects.create(key="dog", names={"en": ["dog"]}, vector_key="old")
     url = reverse("admin:gallery_concept_change", args=[concept.pk])
-    assert admin_client.get(reverse("admin:gallery_concept_changelist")).status_code == 200
+    assert admin_client.get(reverse("admin:gallery_concept_changelist") + "?q=dog").status_code == 200
     response = admin_client.post(url, {"key": "dog", "names": '{"en": ["dog"], "de": ["Hund"]}', "source": "admin"})
     assert response.status_code == 302
     concept.refresh_from_db()

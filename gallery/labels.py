@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from encoders import embeddings
 
@@ -42,6 +44,8 @@ MIN_PROBABILITY = 0.0001
 # CLIP's logit scale when the encoder's own cannot be read (see the module's docstring).
 DEFAULT_LOGIT_SCALE = 100.0
 CHUNK_SIZE = 20_000
+
+logger = logging.getLogger(__name__)
 
 
 def logit_scale(image_model: str) -> float:
@@ -186,11 +190,11 @@ def stale_count(vocab: Vocabulary) -> int:
         return cursor.fetchone()[0]
 
 
-def _read_chunk(cursor, vocab: Vocabulary, after: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) of the next ``limit`` stale images after id ``after``."""
-    query = f"COPY (SELECT i.id, i.embedding::vector {_STALE} AND i.id > %s ORDER BY i.id LIMIT %s) TO STDOUT (FORMAT BINARY)"
+def _read(cursor, vocab: Vocabulary, where: str, params: list) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) of the rows the query ``SELECT i.id, i.embedding::vector <where>`` gives."""
+    query = f"COPY (SELECT i.id, i.embedding::vector {where}) TO STDOUT (FORMAT BINARY)"
     buffer = bytearray()
-    with cursor.cursor.copy(query, [vocab.version, after, limit]) as copy:
+    with cursor.cursor.copy(query, params) as copy:
         for block in copy:
             buffer += block
     # 19 bytes of header (no extension), 2 of trailer.
@@ -222,14 +226,19 @@ def _label_copy(image_ids: np.ndarray, concept_ids: np.ndarray, probabilities: n
 
 
 def label_chunk(vocab: Vocabulary, after: int, limit: int) -> tuple[int, int]:
-    """Label the next ``limit`` stale images after id ``after``, in one transaction: (images, last id).
+    """Label the next ``limit`` stale images after id ``after``, in one transaction: (images, last id)."""
+    return _label(vocab, f"{_STALE} AND i.id > %s ORDER BY i.id LIMIT %s", [vocab.version, after, limit], after)
+
+
+def _label(vocab: Vocabulary, where: str, params: list, after: int = 0) -> tuple[int, int]:
+    """Label the images ``where`` selects, in one transaction: (images, last id).
 
     The encoder pairs are checked in the transaction, after the read (switch.check): a switch of
     encoders under the run stops it with PairChanged, and the chunk is rolled back.
     """
     table, labelled = ImageLabel._meta.db_table, LabelledImage._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
-        ids, vectors = _read_chunk(cursor, vocab, after, limit)
+        ids, vectors = _read(cursor, vocab, where, params)
         switch.check(vocab.generation)
         if not len(ids):
             return 0, after
@@ -246,6 +255,51 @@ def label_chunk(vocab: Vocabulary, after: int, limit: int) -> tuple[int, int]:
             [id_list, vocab.version],
         )
     return len(ids), int(ids[-1])
+
+
+# New images are labelled as they are embedded (gallery/services.py, gallery/background.py), with
+# the vocabulary read again only when the concepts or the encoder pairs changed.
+_new = threading.local()
+
+
+def _concepts_state() -> tuple:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*), max(updated_at) FROM {Concept._meta.db_table}")
+        return tuple(cursor.fetchone())
+
+
+def _vocabulary_for_new() -> Vocabulary | None:
+    encoders = switch.current()
+    state = _concepts_state()
+    if not state[0]:
+        return None
+    cached = getattr(_new, "value", None)
+    if cached is not None and _new.key == (state, encoders):
+        return cached
+    vocab = vocabulary(encoders)
+    _new.value, _new.key = vocab, (_concepts_state(), encoders)  # embedding stale concepts changed the state
+    return vocab
+
+
+def label_new(*, ids: list[int] | None = None, sha256s: list[str] | None = None) -> int:
+    """Label images just embedded (by id or sha256); 0 without a vocabulary. Never raises for the caller.
+
+    Embedding must not fail because labelling did: on an error the images stay unlabelled, with a
+    warning in the log, and ``manage.py label_images`` labels them later (they are stale).
+    """
+    try:
+        vocab = _vocabulary_for_new()
+        if vocab is None:
+            return 0
+        where = "FROM gallery_image i WHERE i.state = 'embedded' AND i.embedding IS NOT NULL AND "
+        if sha256s is not None:
+            done, _ = _label(vocab, where + "i.sha256 = ANY(%s)", [list(sha256s)])
+        else:
+            done, _ = _label(vocab, where + "i.id = ANY(%s)", [list(ids or [])])
+        return done
+    except (DatabaseError, embeddings.EncoderUnavailable, switch.PairChanged, ValueError) as exc:
+        logger.warning("New images left unlabelled (manage.py label_images labels them): %s", exc)
+        return 0
 
 
 def label_images(

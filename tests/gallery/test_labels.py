@@ -171,3 +171,30 @@ def test_the_admin_edits_a_concepts_names_and_refuses_bad_ones(admin_client):
         assert response.status_code == 200 and b"errornote" in response.content, bad
     concept.refresh_from_db()
     assert concept.names == {"en": ["dog"], "de": ["Hund"]}
+
+
+@pytest.mark.django_db
+def test_new_images_are_labelled_as_they_are_embedded(django_capture_on_commit_callbacks, settings):
+    from gallery.services import image_create_from_upload
+    from tests.factories import upload
+
+    # Without a vocabulary nothing happens, and the upload is as before.
+    with django_capture_on_commit_callbacks(execute=True):
+        plain = image_create_from_upload(file=upload(1, "one.jpg"))
+    assert plain.state == Image.State.EMBEDDED and not ImageLabel.objects.exists()
+
+    vocabulary.load(vocabulary.read_default()[:50], source="default")
+    with django_capture_on_commit_callbacks(execute=True):
+        image = image_create_from_upload(file=upload(2, "two.jpg"))
+    found = labels.image_labels(image.pk)
+    assert found and sum(p for _, p in found) <= 1.0 + 1e-6
+    assert LabelledImage.objects.get(image=image).version == labels.vocabulary().version
+    # The first image, embedded before the vocabulary existed, is stale: label_images takes only it.
+    assert "1 images to label" in run("label_images")
+
+    # Labelling that fails (the text encoder gone, a concept to embed) loses no upload.
+    Concept.objects.create(key="new-one", names={"en": ["a new one"]})
+    settings.CLIP_TEXT_MODEL = "/nonexistent/text-encoder"
+    with django_capture_on_commit_callbacks(execute=True):
+        third = image_create_from_upload(file=upload(3, "three.jpg"))
+    assert third.state == Image.State.EMBEDDED and not ImageLabel.objects.filter(image=third).exists()

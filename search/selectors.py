@@ -53,7 +53,7 @@ from django.utils import timezone
 from config import replicas
 from encoders import embeddings
 from gallery import formats, labels, switch
-from gallery.models import Concept, Image
+from gallery.models import Concept, Image, ImageLabel
 
 from . import metrics, timing
 
@@ -405,6 +405,26 @@ def image_labels(*, pk: int) -> list[tuple[Concept, float]] | None:
         return labels.image_labels(pk, using=using)
 
     return replicas.read(query, missing=lambda found: found is None)
+
+
+def labels_of_images(ids: list[int]) -> dict[int, list[tuple[Concept, float]]]:
+    """{image id: its stored labels, most probable first} for a page of results, in one query."""
+    if not ids:
+        return {}
+
+    def query(using: str) -> dict[int, list[tuple[Concept, float]]]:
+        found: dict[int, list[tuple[Concept, float]]] = {}
+        rows = (
+            ImageLabel.objects.using(using)
+            .filter(image_id__in=ids)
+            .select_related("concept")
+            .order_by("image_id", "-probability")
+        )
+        for label in rows:
+            found.setdefault(label.image_id, []).append((label.concept, label.probability))
+        return found
+
+    return replicas.read(query)
 
 
 def images_by_id(ids: list[int]) -> list[Image]:

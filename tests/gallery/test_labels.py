@@ -146,6 +146,12 @@ def test_the_api_returns_an_images_labels(world_collection, client, settings):
     assert {"key", "name", "probability"} == set(found[0])
     assert found[0]["key"] in {key for key, _ in vocabulary.world_concepts()}
 
+    # Each search result carries its labels too, the same as the image's own answer.
+    results = client.get("/api/search", {"q": "a red circle", "limit": 5}).json()["results"]
+    assert results and all(result["labels"] for result in results)
+    for result in results:
+        assert result["labels"] == client.get(f"/api/images/{result['id']}/labels").json()["labels"]
+
     assert client.get("/api/images/999999999/labels").status_code == 404
     settings.SEARCH_REQUIRES_LOGIN = True
     assert client.get(f"/api/images/{image_id}/labels").status_code == 401

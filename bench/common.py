@@ -161,7 +161,7 @@ def load_rows(vectors: np.ndarray, *, path_of: Callable[[int], str], block: int 
 
     with connection.cursor() as cursor:
         cursor.execute(f"DROP INDEX IF EXISTS {INDEX_NAME}")
-        cursor.execute("TRUNCATE gallery_image RESTART IDENTITY")
+        cursor.execute("TRUNCATE gallery_image RESTART IDENTITY CASCADE")  # and its labels
     started = time.perf_counter()
     for start in range(0, len(vectors), block):
         rows = range(start, min(start + block, len(vectors)))

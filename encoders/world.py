@@ -433,6 +433,21 @@ _EN_BG = {
     "night": ("at night", "in the night"),
 }
 
+
+def english_names(token: str) -> tuple[str, ...]:
+    """English names of a kind (singular, plural), a colour, or a background (its phrases: "in the sky", ...).
+
+    The world's vocabulary of zero-shot labels (gallery/vocabulary.py) names its concepts with them.
+    """
+    if token in _EN_KINDS:
+        return tuple(dict.fromkeys(_EN_KINDS[token]))
+    if token in _EN_BG:
+        return _EN_BG[token]
+    if token in COLOURS:
+        return (token,)
+    raise KeyError(token)
+
+
 # German: (singular, plural, gender, dative singular)
 _DE_KINDS = {
     "circle": ("Kreis", "Kreise", "m", "Kreis"),

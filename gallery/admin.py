@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
@@ -9,7 +10,8 @@ from encoders.embeddings import EncoderUnavailable
 from . import background
 from .forms import ImageUploadForm
 from .imaging import UnreadableImage
-from .models import Image
+from .labels import concept_names
+from .models import Concept, Image
 from .services import DuplicateImage, image_create_from_upload, images_reembed, images_store_pending_from_uploads
 from .storage import StorageReadError, StorageWriteError
 
@@ -179,3 +181,39 @@ class ImageAdmin(admin.ModelAdmin):
             f"Added {len(added)} image(s); the workers are embedding them (progress above the list).",
             messages.SUCCESS,
         )
+
+
+class ConceptForm(forms.ModelForm):
+    class Meta:
+        model = Concept
+        fields = ["key", "names", "source"]
+
+    def clean_names(self):
+        names = self.cleaned_data["names"]
+        if not isinstance(names, dict) or not all(
+            isinstance(language, str) and isinstance(words, list) and all(isinstance(w, str) for w in words)
+            for language, words in names.items()
+        ):
+            raise forms.ValidationError('Give names by language, as {"en": ["dog", "puppy"], "de": ["Hund"]}.')
+        if not concept_names(names):
+            raise forms.ValidationError("Give at least one name.")
+        return names
+
+
+@admin.register(Concept)
+class ConceptAdmin(admin.ModelAdmin):
+    """The vocabulary of zero-shot labels: a change of names is embedded again by ``manage.py label_images``."""
+
+    form = ConceptForm
+    list_display = ["key", "name", "source", "embedded", "updated_at"]
+    list_filter = ["source"]
+    search_fields = ["key", "names"]
+
+    @admin.display(boolean=True, description="Embedded")
+    def embedded(self, concept):
+        return bool(concept.vector_key)
+
+    def save_model(self, request, concept, form, change):
+        if "names" in form.changed_data:
+            concept.vector, concept.vector_key = None, ""  # embedded again by label_images
+        super().save_model(request, concept, form, change)

@@ -31,7 +31,7 @@ from django.utils.module_loading import import_string
 
 from encoders import embeddings
 
-from . import switch
+from . import labels, switch
 from .imaging import UnreadableImage
 from .metrics import IMAGES_EMBEDDED
 from .models import Image
@@ -200,6 +200,8 @@ def _embed(rows: list[Image], counts: dict[str, int]) -> None:
                 )
         counts["embedded"] += embedded  # after the commit: a retried write counts once
         IMAGES_EMBEDDED.inc(embedded)
+        if embedded:
+            transaction.on_commit(lambda: labels.label_new(ids=[row.pk for row, _, _ in ready]))
 
     try:
         switch.retrying(write)

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from pgvector.django import VectorField
 
 from .fields import EmbeddingField, EmbeddingHnswIndex
 from .querysets import ImageQuerySet
@@ -101,3 +102,69 @@ class EncoderPairs(models.Model):
 
     def __str__(self):
         return f"{self.image_model} + {self.text_model}"
+
+
+class Concept(models.Model):
+    """A word for pictures (gallery/labels.py): its names in one or more languages and their text vector.
+
+    ``vector`` is the mean of the unit vectors of all its names, made by the active text encoder;
+    ``vector_key`` says which names and which encoder made it, so a change of either is seen and the
+    concept embedded again (``manage.py label_images``).
+    """
+
+    key = models.SlugField(
+        max_length=100,
+        unique=True,
+        allow_unicode=True,
+        help_text="Short identifier, as used by filters (label:KEY); lowercase, no spaces.",
+    )
+    names = models.JSONField(
+        default=dict,
+        help_text='Names by language code, e.g. {"en": ["dog", "puppy"], "de": ["Hund"]}. All of them are embedded.',
+    )
+    source = models.CharField(
+        max_length=32, default="admin", help_text="Where it came from: default, world (load_vocabulary), admin."
+    )
+    vector = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True, editable=False)
+    vector_key = models.CharField(max_length=64, blank=True, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self):
+        return self.key
+
+    @property
+    def name(self) -> str:
+        """The first English name, else the first name of any language, else the key."""
+        for names in [self.names.get("en") or [], *self.names.values()]:
+            if names:
+                return names[0]
+        return self.key
+
+
+class ImageLabel(models.Model):
+    """One label of an image and its probability (a softmax over the whole vocabulary, gallery/labels.py)."""
+
+    pk = models.CompositePrimaryKey("image", "concept")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="labels", db_index=False)
+    concept = models.ForeignKey(Concept, on_delete=models.CASCADE, related_name="image_labels", db_index=False)
+    probability = models.FloatField()
+
+    class Meta:
+        # The primary key's index leads with image (an image's labels); this one answers label filters.
+        indexes = [models.Index(fields=["concept", "-probability"], name="gallery_imagelabel_concept")]
+
+    def __str__(self):
+        return f"{self.image_id}: {self.concept_id} {self.probability:.3f}"
+
+
+class LabelledImage(models.Model):
+    """Which vocabulary version (its concepts' vectors, both encoders, gallery/labels.py) an image's labels come from."""
+
+    image = models.OneToOneField(Image, on_delete=models.CASCADE, primary_key=True, related_name="labelled")
+    version = models.CharField(max_length=64)
+
+    def __str__(self):
+        return f"{self.image_id}: {self.version}"

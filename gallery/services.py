@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from encoders import embeddings
 
-from . import switch
+from . import labels, switch
 from .imaging import DecodedImage, UnreadableImage, decode, probe
 from .metrics import IMAGES_EMBEDDED
 from .models import Image
@@ -128,6 +128,8 @@ def images_upsert(rows: list[dict]) -> None:
             update_fields=UPSERT_FIELDS,
         )
     IMAGES_EMBEDDED.inc(sum(1 for row in rows if row.get("state") == Image.State.EMBEDDED))
+    if embedded_sha256s := [row["sha256"] for row in rows if row.get("state") == Image.State.EMBEDDED]:
+        transaction.on_commit(lambda: labels.label_new(sha256s=embedded_sha256s))
 
 
 _NO_VECTORS = {"embedding": None, "encoder": "", "embedding_next": None, "encoder_next": ""}
@@ -265,4 +267,5 @@ def images_reembed(images) -> tuple[int, int]:
         switch.retrying(write)
         embedded += 1
         IMAGES_EMBEDDED.inc()
+        transaction.on_commit(lambda pk=image.pk: labels.label_new(ids=[pk]))
     return embedded, failed

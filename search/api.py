@@ -74,6 +74,12 @@ def _iso_date(value):
 Day = Annotated[dt.date, pydantic.BeforeValidator(_iso_date)]
 
 
+class Label(Schema):
+    key: str = Field(description="The concept's key (see the admin's vocabulary).")
+    name: str = Field(description="Its first English name, else its first name.")
+    probability: float = Field(description="Softmax over the whole vocabulary of the encoder's logit scale * cosine.")
+
+
 class Result(Schema):
     id: int
     score: float = Field(description="Cosine similarity to the query, 1 - cosine distance; higher is nearer.")
@@ -82,6 +88,10 @@ class Result(Schema):
     path: str = Field(description="Where the file came from, relative to the folder it was imported from.")
     width: int | None
     height: int | None
+    labels: list[Label] = Field(
+        description="What the encoder sees: the image's zero-shot labels, most probable first (empty before "
+        "`manage.py label_images`); all of them: GET /api/images/{id}/labels."
+    )
 
 
 class Page(Schema):
@@ -236,7 +246,11 @@ def _describe(errors) -> str:
     return "; ".join(parts) or "Invalid request."
 
 
-def _result(image: Image) -> dict:
+def _label(concept, probability: float) -> dict:
+    return {"key": concept.key, "name": concept.name, "probability": probability}
+
+
+def _result(image: Image, labels: dict[int, list]) -> dict:
     return {
         "id": image.pk,
         "score": image.score,
@@ -245,6 +259,7 @@ def _result(image: Image) -> dict:
         "path": image.path,
         "width": image.width,
         "height": image.height,
+        "labels": [_label(concept, p) for concept, p in labels.get(image.pk, [])],
     }
 
 
@@ -259,7 +274,8 @@ def _page(request, params: Search, page: selectors.SearchPage) -> dict:
         query["offset"] = str(page.next_offset)
         query["after"] = str(page.next)
         next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
-    return {"results": [_result(image) for image in page.results], "next": next_url}
+    labels = selectors.labels_of_images([image.pk for image in page.results])
+    return {"results": [_result(image, labels) for image in page.results], "next": next_url}
 
 
 def in_memory_upload(run):
@@ -348,6 +364,19 @@ def similar_images(request, image_id: int, params: Query[ImageQuery]):
     if image is None:
         raise Http404(f"No image {image_id} in the collection.")
     return _page(request, params, selectors.image_search_similar(image, **params.options()))
+
+
+class Labels(Schema):
+    labels: list[Label] = Field(description="Most probable first; empty until `manage.py label_images` ran.")
+
+
+@api.get("/images/{image_id}/labels", response={200: Labels, **ERRORS}, summary="What the encoder sees in an image")
+def image_labels(request, image_id: int):
+    """The zero-shot labels of image ``image_id`` (gallery/labels.py), computed from its stored vector."""
+    found = selectors.image_labels(pk=image_id)
+    if found is None:
+        raise Http404(f"No image {image_id} in the collection.")
+    return {"labels": [_label(concept, p) for concept, p in found]}
 
 
 @api.get(

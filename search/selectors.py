@@ -54,8 +54,8 @@ from django.utils import timezone
 
 from config import replicas
 from encoders import embeddings
-from gallery import formats, switch
-from gallery.models import Image
+from gallery import formats, labels, switch
+from gallery.models import Concept, Image, ImageLabel
 
 from . import metrics, query, timing
 
@@ -536,6 +536,37 @@ def image_get(*, pk: int) -> Image | None:
         lambda using: Image.objects.using(using).defer("embedding").filter(pk=pk).first(),
         missing=lambda image: image is None,
     )
+
+
+def image_labels(*, pk: int) -> list[tuple[Concept, float]] | None:
+    """The stored labels of the embedded image ``pk``, most probable first; None when there is no such image."""
+
+    def query(using: str):
+        if not Image.objects.using(using).embedded().filter(pk=pk).exists():
+            return None
+        return labels.image_labels(pk, using=using)
+
+    return replicas.read(query, missing=lambda found: found is None)
+
+
+def labels_of_images(ids: list[int]) -> dict[int, list[tuple[Concept, float]]]:
+    """{image id: its stored labels, most probable first} for a page of results, in one query."""
+    if not ids:
+        return {}
+
+    def query(using: str) -> dict[int, list[tuple[Concept, float]]]:
+        found: dict[int, list[tuple[Concept, float]]] = {}
+        rows = (
+            ImageLabel.objects.using(using)
+            .filter(image_id__in=ids)
+            .select_related("concept")
+            .order_by("image_id", "-probability")
+        )
+        for label in rows:
+            found.setdefault(label.image_id, []).append((label.concept, label.probability))
+        return found
+
+    return replicas.read(query)
 
 
 def images_by_id(ids: list[int]) -> list[Image]:

@@ -11,7 +11,7 @@ from tests.search.ranking import as_compared, cosine, exact_ranking, vector_of
 
 pytestmark = pytest.mark.django_db
 
-RESULT_KEYS = {"id", "score", "url", "thumbnail_url", "path", "width", "height"}
+RESULT_KEYS = {"id", "score", "url", "thumbnail_url", "path", "width", "height", "labels"}
 
 
 def follow(client, first_response, *, post=None) -> list[list[dict]]:

@@ -53,7 +53,7 @@ def big_collection(django_db_setup, django_db_blocker):
         cursor.execute("ANALYZE gallery_image")
         yield {row.pk: vectors[i] for i, row in enumerate(Image.objects.order_by("sha256"))}
         # TRUNCATE, not DELETE: it empties the index too, so later tests plan on a fresh one.
-        cursor.execute("TRUNCATE gallery_image")
+        cursor.execute("TRUNCATE gallery_image CASCADE")  # and its labels (gallery_imagelabel)
 
 
 def plan_of(search) -> str:

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import DatabaseError, connection, transaction
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
 
 from encoders import embeddings
 
@@ -325,3 +327,33 @@ def image_labels(image_id: int, *, using: str = "default") -> list[tuple[Concept
         ImageLabel.objects.using(using).filter(image_id=image_id).select_related("concept").order_by("-probability")
     )
     return [(label.concept, label.probability) for label in labels]
+
+
+# An image carries the labels it ranks first: its three most probable, the set that label
+# precision@3 and recall@3 measure (bench/README.md, "Labels"). The filter label:NAME keeps the
+# images whose top three hold a concept of that name.
+CARRIED = 3
+
+_CARRIES = f"""EXISTS (SELECT 1 FROM (SELECT l.concept_id FROM {ImageLabel._meta.db_table} l
+    WHERE l.image_id = "{Image._meta.db_table}"."id" ORDER BY l.probability DESC LIMIT {CARRIED}) top
+    WHERE top.concept_id = ANY(%s))"""
+
+
+def concepts_named(name: str, *, using: str = "default") -> list[int]:
+    """The ids of the concepts whose key or one of whose names (any language) is ``name``, ignoring case."""
+    wanted = name.strip().casefold()
+    return [
+        pk
+        for pk, key, names in Concept.objects.using(using).values_list("pk", "key", "names")
+        if key.casefold() == wanted or any(n.casefold() == wanted for n in concept_names(names))
+    ]
+
+
+def carrying(queryset, concept_ids: list[int]):
+    """``queryset`` (of Image) narrowed to the images whose top labels hold one of ``concept_ids``.
+
+    A correlated EXISTS per candidate row, answered by the label table's primary key (it leads with
+    the image), so it also works inside the HNSW index's iterative scan.
+    """
+    condition = RawSQL(_CARRIES, (list(concept_ids),), output_field=BooleanField())
+    return queryset.filter(condition)

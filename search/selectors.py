@@ -134,9 +134,18 @@ class ImageFilters:
     date_to: dt.date | None = None  # inclusive
     format: str = ""
     path_contains: tuple[str, ...] = ()  # exact text each path holds (quoted text in the search box)
+    # label:NAME in the search box: for each, the concepts so named; an image must carry one of each.
+    label_concepts: tuple[tuple[int, ...], ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.path_prefix or self.date_from or self.date_to or self.format or self.path_contains)
+        return bool(
+            self.path_prefix
+            or self.date_from
+            or self.date_to
+            or self.format
+            or self.path_contains
+            or self.label_concepts
+        )
 
     def apply(self, queryset: QuerySet[Image]) -> QuerySet[Image]:
         if prefix := self.path_prefix.lstrip("/"):
@@ -151,6 +160,8 @@ class ImageFilters:
             queryset = queryset.filter(format__in=formats.stored_names(self.format))
         for text in self.path_contains:
             queryset = queryset.filter(path__icontains=text)
+        for concept_ids in self.label_concepts:
+            queryset = labels.carrying(queryset, list(concept_ids))
         return queryset
 
 
@@ -452,12 +463,15 @@ def image_search_by_query(
     to look for (the notes say why). Raises EncoderUnavailable as the text search does.
     """
     notes = [str(problem) for problem in parsed.problems]
-    if parsed.labels:
-        notes.append(
-            "Labels are not computed for this collection yet: "
-            + ", ".join(f"label:{label}" for label in parsed.labels)
-            + " left out."
-        )
+    label_concepts = []
+    for name in parsed.labels:
+        concept_ids = tuple(replicas.read(lambda using, name=name: labels.concepts_named(name, using=using)))
+        if concept_ids:
+            label_concepts.append(concept_ids)
+        else:
+            notes.append(f"label:{name}: there is no such label in the vocabulary (the admin's Concepts); left out.")
+    if label_concepts:
+        filters = dataclasses.replace(filters or ImageFilters(), label_concepts=tuple(label_concepts))
     if parsed.keywords:
         filters = dataclasses.replace(filters or ImageFilters(), path_contains=parsed.keywords)
     ids = [term.image_id for term in parsed.terms if term.image_id is not None]
@@ -472,6 +486,9 @@ def image_search_by_query(
     ]
     if not terms and parsed.keywords:
         terms = [(1.0, " ".join(parsed.keywords))]
+    if not terms and label_concepts:
+        # label:star alone: the images carrying it, nearest to its names first.
+        terms = [(1.0, " ".join(parsed.labels))]
     if not terms:
         notes.append("There is nothing to look for: describe the picture, e.g. “a dog on the beach”.")
         return None, notes

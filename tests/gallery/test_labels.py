@@ -204,3 +204,35 @@ def test_new_images_are_labelled_as_they_are_embedded(django_capture_on_commit_c
     with django_capture_on_commit_callbacks(execute=True):
         third = image_create_from_upload(file=upload(3, "three.jpg"))
     assert third.state == Image.State.EMBEDDED and not ImageLabel.objects.filter(image=third).exists()
+
+
+def test_label_filter_in_the_search_box_keeps_the_images_carrying_it(world_collection):
+    from search import query, selectors
+
+    run("load_vocabulary", "--world")
+    run("label_images")
+    carried = {
+        image_id
+        for image_id in world_collection
+        if "star" in [vocabulary.world_token(c.key) for c, _ in labels.image_labels(image_id)[: labels.CARRIED]]
+    }
+    assert 5 < len(carried) < len(world_collection) / 3
+
+    # label:star with a description: only images carrying "star", ranked by the description.
+    page, notes = selectors.image_search_by_query(query.parse("something red label:star"), limit=200)
+    assert notes == []
+    found = {image.pk for image in page.results}
+    assert found == carried
+    # The filter narrows a search that would otherwise return others.
+    plain, _ = selectors.image_search_by_query(query.parse("something red"), limit=200)
+    assert {image.pk for image in plain.results} - carried
+
+    # label:star alone: the same images, the ones whose truth says star among the first.
+    alone, notes = selectors.image_search_by_query(query.parse("label:STAR"), limit=10)
+    assert notes == [] and {image.pk for image in alone.results} <= carried
+    assert sum("star" in world_collection[image.pk] for image in alone.results) >= 9
+
+    # An unknown label is left out, saying so.
+    page, notes = selectors.image_search_by_query(query.parse("a red boat label:unicorn"), limit=5)
+    assert page is not None and len(page.results) == 5
+    assert notes == ["label:unicorn: there is no such label in the vocabulary (the admin's Concepts); left out."]

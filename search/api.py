@@ -94,9 +94,19 @@ class Result(Schema):
     )
 
 
+class Facet(Schema):
+    key: str = Field(description="The concept's key: `label:KEY` in `q` narrows the search to it.")
+    name: str = Field(description="Its first English name, else its first name.")
+    count: int = Field(description="How many of this page's results carry it (among their three most probable labels).")
+
+
 class Page(Schema):
     results: list[Result]
     next: str | None = Field(description="The URL of the next page, or null at the end.")
+    facets: list[Facet] = Field(
+        description=f"The labels most common among this page's results, most common first (at most "
+        f"{selectors.FACETS}); labels already in `q` are left out. Empty before `manage.py label_images`."
+    )
 
 
 class QueryPage(Page):
@@ -263,7 +273,7 @@ def _result(image: Image, labels: dict[int, list]) -> dict:
     }
 
 
-def _page(request, params: Search, page: selectors.SearchPage) -> dict:
+def _page(request, params: Search, page: selectors.SearchPage, *, filtered: tuple[str, ...] = ()) -> dict:
     """The page as the API answers it; ``next`` is this request's URL with the next page's offset and cursor."""
     next_url = None
     if page.next is not None:
@@ -275,7 +285,11 @@ def _page(request, params: Search, page: selectors.SearchPage) -> dict:
         query["after"] = str(page.next)
         next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
     labels = selectors.labels_of_images([image.pk for image in page.results])
-    return {"results": [_result(image, labels) for image in page.results], "next": next_url}
+    facets = [
+        {"key": f.concept.key, "name": f.concept.name, "count": f.count}
+        for f in selectors.label_facets(labels, exclude=filtered)
+    ]
+    return {"results": [_result(image, labels) for image in page.results], "next": next_url, "facets": facets}
 
 
 def in_memory_upload(run):
@@ -322,7 +336,7 @@ def search_by_text(request, params: Query[TextQuery]):
     page, notes = selectors.image_search_by_query(parsed, **options)
     if page is None:
         raise HttpError(400, " ".join(notes))
-    answer = _page(request, params, page)
+    answer = _page(request, params, page, filtered=parsed.labels)
     if notes:
         answer["problems"] = notes
     return answer

@@ -586,6 +586,40 @@ def labels_of_images(ids: list[int]) -> dict[int, list[tuple[Concept, float]]]:
     return replicas.read(query)
 
 
+FACETS = 8
+
+
+@dataclass(frozen=True)
+class Facet:
+    concept: Concept
+    count: int  # how many of the results carry it
+
+
+def label_facets(
+    found: dict[int, list[tuple[Concept, float]]], *, exclude: Sequence[str] = (), limit: int = FACETS
+) -> list[Facet]:
+    """The labels most common among a page of results (``labels_of_images``), most common first.
+
+    Each result counts the labels it carries (its top labels.CARRIED, as ``label:NAME`` filters);
+    ``exclude``: names already filtered on (every result carries them: narrowing by them again is no
+    step). Ties go to the label more probable over the page, then to its key.
+    """
+    unwanted = {name.strip().casefold() for name in exclude}
+    counts: dict[int, int] = {}
+    mass: dict[int, float] = {}
+    concepts: dict[int, Concept] = {}
+    for carried in found.values():
+        for concept, probability in carried[: labels.CARRIED]:
+            names = {concept.key.casefold(), *(n.casefold() for n in labels.concept_names(concept.names))}
+            if names & unwanted:
+                continue
+            concepts[concept.pk] = concept
+            counts[concept.pk] = counts.get(concept.pk, 0) + 1
+            mass[concept.pk] = mass.get(concept.pk, 0.0) + probability
+    ranked = sorted(counts, key=lambda pk: (-counts[pk], -mass[pk], concepts[pk].key))
+    return [Facet(concepts[pk], counts[pk]) for pk in ranked[:limit]]
+
+
 def images_by_id(ids: list[int]) -> list[Image]:
     """The images of ``ids`` that exist, in the order given (for breadcrumbs)."""
     found = replicas.read(

@@ -177,7 +177,47 @@ def _text_search(request, context: dict, *, parsed, **search):
     if page is None:
         context["mode"] = None
         return _render(request, context)
+    if page.results and request.headers.get("X-Partial") != "results":
+        context["facets"] = _facets(context["q"], parsed, page)
     return _show(request, context, page)
+
+
+def _facets(q: str, parsed, page: selectors.SearchPage) -> list[dict]:
+    """The labels most common among this page's results, each with the query that narrows to it."""
+    found = selectors.labels_of_images([image.pk for image in page.results])
+    return [
+        {
+            "key": facet.concept.key,
+            "name": facet.concept.name,
+            "count": facet.count,
+            "q": f"{q} label:{facet.concept.key}",
+        }
+        for facet in selectors.label_facets(found, exclude=parsed.labels)
+    ]
+
+
+# The image page shows at most this many labels, most probable first (the stored ones go on to
+# gallery.labels.MAX_LABELS, with probabilities down to a hundredth of a percent).
+SHOWN_LABELS = 5
+
+
+def _percent(probability: float) -> str:
+    if probability >= 0.01:
+        return f"{probability:.0%}"
+    return f"{probability:.1%}" if probability >= 0.001 else "<0.1%"
+
+
+def _shown_labels(pk: int) -> list[dict]:
+    found = selectors.image_labels(pk=pk) or []
+    return [
+        {
+            "key": concept.key,
+            "name": concept.name,
+            "probability": probability,
+            "percent": _percent(probability),
+        }
+        for concept, probability in found[:SHOWN_LABELS]
+    ]
 
 
 def _similar_search(request, context: dict, *, anchor_pk: int, trail: list[int], **search):
@@ -297,6 +337,7 @@ def image_detail(request, pk: int):
         "folders": [(name, "/".join(parts[: i + 1])) for i, name in enumerate(parts)],
         "file_name": (image.path or image.file.name).rsplit("/", 1)[-1],
         "embedded": image.state == Image.State.EMBEDDED,
+        "labels": _shown_labels(image.pk) if image.state == Image.State.EMBEDDED else [],
     }
     template = "search/partials/image.html" if request.headers.get("X-Partial") == "image" else "search/image.html"
     return render(request, template, context)

@@ -40,7 +40,7 @@ def test_text_search_answers_the_contract(client, collection):
     response = client.get("/api/search", {"q": q})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"results", "next"}
+    assert set(body) == {"results", "next", "facets"}
     results = body["results"]
     assert len(results) == 20  # the default limit
     assert all(set(result) == RESULT_KEYS for result in results)
@@ -102,7 +102,7 @@ def test_empty_missing_and_overlong_queries_are_400(client, collection, params):
 
 
 def test_an_empty_collection_answers_no_results(client):
-    assert client.get("/api/search", {"q": "anything"}).json() == {"results": [], "next": None}
+    assert client.get("/api/search", {"q": "anything"}).json() == {"results": [], "next": None, "facets": []}
 
 
 def test_filters_narrow_the_search(client, collection):

@@ -244,7 +244,7 @@ def test_the_api_and_the_page_answer_any_query(client, q):
     assert response.status_code in (200, 400), response.content
     body = response.json()
     if response.status_code == 200:
-        assert {"results", "next"} <= set(body) <= {"results", "next", "problems"}
+        assert {"results", "next", "facets"} <= set(body) <= {"results", "next", "facets", "problems"}
         assert body.get("problems", ["x"]) and all(isinstance(problem, str) for problem in body.get("problems", []))
     else:
         assert set(body) == {"error"} and body["error"].strip()

@@ -191,7 +191,7 @@ def test_api_text_search_answers_results_or_an_error(client, images, q):
     body = response.json()
     if response.status_code == 200:
         # "problems": what of the query language (search/query.py) was not understood.
-        assert {"results", "next"} <= set(body) <= {"results", "next", "problems"}
+        assert {"results", "next", "facets"} <= set(body) <= {"results", "next", "facets", "problems"}
     else:
         assert set(body) == {"error"} and body["error"]
 
@@ -211,7 +211,7 @@ def test_api_filters_and_cursor_answer_results_or_an_error(client, images, param
     response = client.get("/api/search", params)
     assert response.status_code in (200, 400), response.content
     body = response.json()
-    assert set(body) - {"problems"} == ({"results", "next"} if response.status_code == 200 else {"error"})
+    assert set(body) - {"problems"} == ({"results", "next", "facets"} if response.status_code == 200 else {"error"})
 
 
 @settings(CLIENT, max_examples=25)

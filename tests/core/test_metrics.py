@@ -5,7 +5,6 @@ text parsed with prometheus_client's own parser. The queue depth comes from a re
 """
 
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -18,10 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gallery.metrics import kombu_queue_keys
 from gallery.models import Image
-from tests.e2e.conftest import on_ci
 from tests.factories import make_images, upload, write_photos
+from tests.servers import redis_server
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 TOKEN = "a-long-random-token-for-the-prometheus-scraper"
 
 ON = {"METRICS_ENABLED": True, "METRICS_TOKEN": TOKEN}
@@ -164,28 +162,8 @@ def test_without_a_broker_there_is_no_queue_metric(client):
 @pytest.fixture(scope="module")
 def redis_socket(tmp_path_factory):
     """A private redis-server on a Unix socket in a temporary folder, for this module."""
-    if not (Path(REDIS_SERVER).is_file() and os.access(REDIS_SERVER, os.X_OK)):
-        reason = "the queue-depth tests need redis-server: sudo apt-get install redis-server (scripts/setup --test)"
-        if on_ci():
-            pytest.fail(f"CI is set and {reason}")
-        pytest.skip(reason)
-    folder = tmp_path_factory.mktemp("redis")
-    socket = folder / "redis.sock"
-    server = subprocess.Popen(
-        [REDIS_SERVER, "--port", "0", "--unixsocket", str(socket), "--save", "", "--appendonly", "no"],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not socket.exists():
-            assert server.poll() is None and time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.02)
+    with redis_server(tmp_path_factory.mktemp("redis"), reason="the queue-depth tests need redis-server") as socket:
         yield socket
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.mark.django_db

